@@ -1,0 +1,1 @@
+//! Field validation shared by every decoder. STUB: the formats helper replaces this.

@@ -1,0 +1,1 @@
+//! Seeded feed simulator. STUB: the simulator helper replaces this.
