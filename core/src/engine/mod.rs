@@ -1,40 +1,175 @@
-//! The engine. STUB being written by the lead; signatures are the contract.
-pub mod alert;
+//! The engine: decode → validate → keyed rule state → alerts.
+//!
+//! [`Engine`] owns the decode scratch (reused, so steady-state decoding allocates nothing per
+//! event) and the evaluation core. It is single-threaded and deterministic: the alerts for an
+//! input are exactly those of processing its events one at a time, in order.
 
-use crate::event::{BatchView, DeadLetter, Format, Kind, Reason};
+pub mod alert;
+mod core;
+mod dwell;
+mod evidence;
+mod reload;
+mod state;
+mod threshold;
+
+use crate::event::arrow::ArrowScratch;
+use crate::event::{self, BatchView, DeadLetter, EventBatch, Format, Kind, Reason};
 use crate::rules::RuleSet;
 use alert::Alert;
+use arrow_array::RecordBatch;
 
+/// Counters since the engine started. `events_in = accepted + out_of_order + rejected`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     pub events_in: u64,
     pub accepted: u64,
     pub out_of_order: u64,
-    /// Indexed like `Reason::ALL`.
-    pub rejected: [u64; 8],
+    /// Dead letters by reason, indexed like [`Reason::ALL`].
+    pub rejected: [u64; Reason::ALL.len()],
     pub fired: u64,
     pub resolved: u64,
     pub retracted: u64,
+    /// Shipments with state.
     pub shipments: u64,
+    /// Bytes of keyed state (allocated capacity: records, keys, evidence, episodes, timers).
     pub state_bytes: u64,
+    /// The scan watermark, or `i64::MIN` before the first scan.
     pub watermark: i64,
     pub rules_version: i64,
 }
 
-pub struct Engine {}
+impl Stats {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().sum()
+    }
+}
+
+pub struct Engine {
+    core: core::Core,
+    batch: EventBatch,
+    arrow: ArrowScratch,
+    rejected: [u64; Reason::ALL.len()],
+}
 
 impl Engine {
-    pub fn new(rules: RuleSet) -> Engine { let _ = rules; unimplemented!() }
-    pub fn replace_rules(&mut self, rules: RuleSet) { let _ = rules; unimplemented!() }
-    pub fn rules(&self) -> &RuleSet { unimplemented!() }
-    /// Evaluate one batch; alerts are appended to `out` in the order produced.
-    pub fn process_view(&mut self, view: &BatchView<'_>, out: &mut Vec<Alert>) { let _ = (view, out); unimplemented!() }
-    /// Decode `input` in `format` and evaluate it. Rejected events are appended to `dead` and counted.
-    pub fn process_bytes(&mut self, format: Format, input: &[u8], default_kind: Option<Kind>, out: &mut Vec<Alert>, dead: &mut Vec<DeadLetter>) { let _ = (format, input, default_kind, out, dead); unimplemented!() }
-    /// Evaluate an Arrow record batch (zero copy).
-    pub fn process_record_batch(&mut self, rb: &arrow_array::RecordBatch, default_kind: Option<Kind>, out: &mut Vec<Alert>, dead: &mut Vec<DeadLetter>) { let _ = (rb, default_kind, out, dead); unimplemented!() }
-    /// Move the scan watermark forward (live mode wall clock); fires due dwell timers.
-    pub fn advance_watermark(&mut self, w: i64, out: &mut Vec<Alert>) { let _ = (w, out); unimplemented!() }
-    pub fn stats(&self) -> Stats { unimplemented!() }
-    pub fn count_rejected(&mut self, r: Reason) { let _ = r; unimplemented!() }
+    pub fn new(rules: RuleSet) -> Engine {
+        Engine {
+            core: core::Core::new(rules),
+            batch: EventBatch::default(),
+            arrow: ArrowScratch::default(),
+            rejected: [0; Reason::ALL.len()],
+        }
+    }
+
+    /// Replace the rule set atomically, keeping the state of unchanged rules (spec §3.3).
+    pub fn replace_rules(&mut self, rules: RuleSet) {
+        self.core.install(rules);
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.core.set
+    }
+
+    /// Evaluate one batch of valid events; alerts are appended to `out` in the order produced.
+    pub fn process_view(&mut self, view: &BatchView<'_>, out: &mut Vec<Alert>) {
+        self.core.process(view, out);
+    }
+
+    /// Decode `input` in `format` and evaluate it. Rejected events are appended to `dead`
+    /// (with their reason and bytes) and counted; they never stop the rest of the input.
+    pub fn process_bytes(
+        &mut self,
+        format: Format,
+        input: &[u8],
+        default_kind: Option<Kind>,
+        out: &mut Vec<Alert>,
+        dead: &mut Vec<DeadLetter>,
+    ) {
+        let first_dead = dead.len();
+        match format {
+            Format::Json | Format::Protobuf => {
+                self.batch.clear();
+                if format == Format::Json {
+                    event::json::decode(input, default_kind, &mut self.batch, dead);
+                } else {
+                    event::proto::decode(input, &mut self.batch, dead);
+                }
+                self.count(&dead[first_dead..]);
+                self.core.process(&self.batch.view(), out);
+            }
+            Format::Arrow => match event::arrow::read_ipc(input) {
+                Ok(batches) => {
+                    for rb in &batches {
+                        self.process_record_batch(rb, default_kind, out, dead);
+                    }
+                }
+                Err(d) => {
+                    self.count(std::slice::from_ref(&d));
+                    dead.push(d);
+                }
+            },
+        }
+    }
+
+    /// Evaluate an Arrow record batch without copying its columns.
+    pub fn process_record_batch(
+        &mut self,
+        rb: &RecordBatch,
+        default_kind: Option<Kind>,
+        out: &mut Vec<Alert>,
+        dead: &mut Vec<DeadLetter>,
+    ) {
+        let first_dead = dead.len();
+        let view = event::arrow::view(rb, default_kind, &mut self.arrow, dead);
+        match view {
+            Ok(view) => {
+                self.core.process(&view, out);
+                for d in &dead[first_dead..] {
+                    self.rejected[d.reason as usize] += 1;
+                }
+            }
+            Err(d) => {
+                self.rejected[d.reason as usize] += 1;
+                dead.push(d);
+            }
+        }
+    }
+
+    fn count(&mut self, dead: &[DeadLetter]) {
+        for d in dead {
+            self.rejected[d.reason as usize] += 1;
+        }
+    }
+
+    /// Move the scan watermark forward to `w` (live mode's wall clock) and fire the dwell
+    /// deadlines it passes. A `w` below the current watermark changes nothing.
+    pub fn advance_watermark(&mut self, w: i64, out: &mut Vec<Alert>) {
+        self.core.advance(w, out);
+    }
+
+    /// Count a rejection made outside the engine (e.g. a NATS message with no usable body).
+    pub fn count_rejected(&mut self, r: Reason) {
+        self.rejected[r as usize] += 1;
+    }
+
+    pub fn stats(&self) -> Stats {
+        let n = &self.core.n;
+        let rejected = self.rejected;
+        Stats {
+            events_in: n.accepted + n.out_of_order + rejected.iter().sum::<u64>(),
+            accepted: n.accepted,
+            out_of_order: n.out_of_order,
+            rejected,
+            fired: n.fired,
+            resolved: n.resolved,
+            retracted: n.retracted,
+            shipments: self.core.ships.len() as u64,
+            state_bytes: self.core.bytes() as u64,
+            watermark: self.core.watermark,
+            rules_version: self.core.set.version,
+        }
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,367 @@
+//! The evaluation core: keyed state plus the per-event loop, in input order.
+//!
+//! Output equals processing one event at a time in input order, whatever the batch boundaries:
+//! nothing here depends on where a batch starts except two caches that only skip work (the
+//! previous row's shipment slot and the columnar breach pre-pass).
+
+use super::alert::{Alert, AlertState, Evidence};
+use super::evidence::{Layout, Rings};
+use super::state::{Interner, Ship, Ships};
+use crate::event::{BatchView, Kind, Metric, NONE_U8, N_METRICS};
+use crate::rules::{Filter, Op, Rule, RuleKind, RuleSet, Severity};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+/// A rule's `where`, with carriers interned.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct CFilter {
+    pub any: bool,
+    pub carriers: Option<Vec<u16>>,
+    pub tiers: Option<u8>,
+    pub fragile: Option<bool>,
+}
+
+impl CFilter {
+    fn compile(f: &Filter, carriers: &mut Interner) -> CFilter {
+        CFilter {
+            any: f.is_empty(),
+            carriers: f.carrier.as_ref().map(|cs| {
+                cs.iter()
+                    .map(|c| carrier_id(carriers, c.as_bytes()))
+                    .collect()
+            }),
+            tiers: f.tier,
+            fragile: f.fragile,
+        }
+    }
+
+    #[inline]
+    pub fn matches(&self, s: &Ship) -> bool {
+        if self.any {
+            return true;
+        }
+        if !s.attrs_known {
+            return false;
+        }
+        if let Some(cs) = &self.carriers {
+            if s.attr_carrier == 0 || !cs.contains(&s.attr_carrier) {
+                return false;
+            }
+        }
+        if let Some(t) = self.tiers {
+            if s.tier == NONE_U8 || t & (1 << s.tier) == 0 {
+                return false;
+            }
+        }
+        if let Some(f) = self.fragile {
+            if s.fragile != u8::from(f) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Carrier codes as u16; past 65 535 distinct carriers the rest read as unknown.
+pub(super) fn carrier_id(carriers: &mut Interner, code: &[u8]) -> u16 {
+    u16::try_from(carriers.id(code)).unwrap_or(0)
+}
+
+/// What every alert of one rule shares.
+#[derive(Clone, Debug)]
+pub(super) struct Head {
+    pub id: Arc<str>,
+    pub severity: Severity,
+    pub filter: CFilter,
+    /// The rule as written, for hot reload's "unchanged" test.
+    pub source: Rule,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct ThrRule {
+    pub head: Head,
+    pub metric: usize,
+    pub op: Op,
+    pub value: f64,
+    pub clear: f64,
+    pub for_ms: i64,
+    pub evidence: usize,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct DwellRule {
+    pub head: Head,
+    pub for_ms: i64,
+    pub statuses: u16,
+}
+
+/// A non-idle threshold episode.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Episode {
+    pub firing: bool,
+    pub start: i64,
+    pub peak: f64,
+}
+
+/// A dwell deadline: (deadline, slot, dwell rule index). Ties fire in slot then rule order.
+pub(super) type Timer = Reverse<(i64, u32, u8)>;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Counters {
+    pub accepted: u64,
+    pub out_of_order: u64,
+    pub fired: u64,
+    pub resolved: u64,
+    pub retracted: u64,
+}
+
+pub(super) struct Core {
+    pub set: Arc<RuleSet>,
+    pub thr: Vec<ThrRule>,
+    pub dwell: Vec<DwellRule>,
+    pub ships: Ships,
+    pub carriers: Interner,
+    pub locations: Interner,
+    /// Non-idle threshold episodes by `slot << 8 | threshold index`.
+    pub episodes: hashbrown::HashMap<u64, Episode, foldhash::fast::FixedState>,
+    pub rings: Rings,
+    pub timers: BinaryHeap<Timer>,
+    /// Timers in the heap that can still fire (the rest are stale, dropped lazily).
+    pub live_timers: usize,
+    pub max_scan_ts: i64,
+    pub watermark: i64,
+    pub n: Counters,
+    /// Pre-pass result: bit i set = row i may breach some threshold rule.
+    breach: Vec<u64>,
+}
+
+#[inline]
+pub(super) fn episode_key(slot: u32, rule: usize) -> u64 {
+    (u64::from(slot) << 8) | rule as u64
+}
+
+impl Core {
+    pub fn new(set: RuleSet) -> Core {
+        let mut core = Core {
+            set: Arc::new(RuleSet::empty()),
+            thr: Vec::new(),
+            dwell: Vec::new(),
+            ships: Ships::default(),
+            carriers: Interner::default(),
+            locations: Interner::default(),
+            episodes: Default::default(),
+            rings: Rings::new(Layout::new(0, [false; N_METRICS])),
+            timers: BinaryHeap::new(),
+            live_timers: 0,
+            max_scan_ts: i64::MIN,
+            watermark: i64::MIN,
+            n: Counters::default(),
+            breach: Vec::new(),
+        };
+        core.install(set);
+        core
+    }
+
+    /// Compile `set` into the rule tables (no state change; see `reload` for that).
+    pub(super) fn compile(&mut self, set: &RuleSet) -> (Vec<ThrRule>, Vec<DwellRule>, Layout) {
+        let mut thr = Vec::new();
+        let mut dwell = Vec::new();
+        let mut watched = [false; N_METRICS];
+        let mut cap = 0;
+        for r in &set.rules {
+            let head = Head {
+                id: r.id.clone(),
+                severity: r.severity,
+                filter: CFilter::compile(&r.filter, &mut self.carriers),
+                source: r.clone(),
+            };
+            match &r.body {
+                crate::rules::RuleBody::Threshold(t) => {
+                    watched[t.metric as usize] = true;
+                    cap = cap.max(t.evidence as usize);
+                    thr.push(ThrRule {
+                        head,
+                        metric: t.metric as usize,
+                        op: t.op,
+                        value: t.value,
+                        clear: t.clear,
+                        for_ms: t.for_ms,
+                        evidence: t.evidence as usize,
+                    });
+                }
+                crate::rules::RuleBody::Dwell(d) => dwell.push(DwellRule {
+                    head,
+                    for_ms: d.for_ms,
+                    statuses: d.statuses,
+                }),
+            }
+        }
+        (thr, dwell, Layout::new(cap, watched))
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.ships.bytes()
+            + self.rings.bytes()
+            + self.episodes.capacity() * (8 + std::mem::size_of::<Episode>() + 1)
+            + self.timers.capacity() * std::mem::size_of::<Timer>()
+            + self.carriers.bytes()
+            + self.locations.bytes()
+    }
+
+    /// Evaluate every row of `v` in order; alerts are appended to `out` as produced.
+    pub fn process(&mut self, v: &BatchView<'_>, out: &mut Vec<Alert>) {
+        let any_thr = !self.thr.is_empty();
+        if any_thr {
+            self.prepass(v);
+        }
+        let mut prev: Option<(&[u8], u32)> = None;
+        for i in 0..v.len {
+            if v.rejected.is_some_and(|r| r[i] != 0) {
+                continue;
+            }
+            let key = v.shipment.get(i);
+            let slot = match prev {
+                Some((k, s)) if k == key => s,
+                _ => self.ships.slot(key),
+            };
+            prev = Some((key, slot));
+            let ts = v.ts[i];
+            match Kind::from_u8(v.kind.get(i)) {
+                Some(Kind::Sensor) => {
+                    let hot = any_thr && (self.breach[i >> 6] >> (i & 63)) & 1 != 0;
+                    self.on_sensor(v, i, slot, ts, hot, out);
+                }
+                Some(Kind::Scan) => self.on_scan(v, i, slot, ts, out),
+                Some(Kind::Shipment) => self.on_shipment(v, i, slot, ts),
+                // Decoders hand out only the three kinds.
+                None => {}
+            }
+        }
+    }
+
+    /// Columnar pass: for each threshold rule, compare its metric column against the limit
+    /// and OR the results into one bitset. A row with no bit and no active episode needs no
+    /// rule work. Absent values are NaN and compare false; Arrow nulls may set a bit, which
+    /// only costs a check.
+    fn prepass(&mut self, v: &BatchView<'_>) {
+        let words = v.len.div_ceil(64);
+        self.breach.clear();
+        self.breach.resize(words, 0);
+        for t in &self.thr {
+            let Some(col) = v.metrics[t.metric] else {
+                continue;
+            };
+            let vals = &col.values[..v.len];
+            match t.op {
+                Op::Gt => or_bits(&mut self.breach, vals, |x| x > t.value),
+                Op::Ge => or_bits(&mut self.breach, vals, |x| x >= t.value),
+                Op::Lt => or_bits(&mut self.breach, vals, |x| x < t.value),
+                Op::Le => or_bits(&mut self.breach, vals, |x| x <= t.value),
+            }
+        }
+    }
+
+    fn on_shipment(&mut self, v: &BatchView<'_>, i: usize, slot: u32, ts: i64) {
+        let kind = Kind::Shipment as usize;
+        if ts < self.ships.slots[slot as usize].last_ts[kind] {
+            self.n.out_of_order += 1;
+            return;
+        }
+        self.n.accepted += 1;
+        let carrier = v
+            .carrier
+            .map_or(0, |c| carrier_id(&mut self.carriers, c.get(i)));
+        let s = &mut self.ships.slots[slot as usize];
+        s.last_ts[kind] = ts;
+        s.attrs_known = true;
+        s.attr_carrier = carrier;
+        if carrier != 0 {
+            s.seen_carrier = carrier;
+        }
+        s.tier = v.tier.map_or(NONE_U8, |t| t[i]);
+        s.fragile = v.fragile.map_or(NONE_U8, |f| f[i]);
+    }
+
+    fn on_sensor(
+        &mut self,
+        v: &BatchView<'_>,
+        i: usize,
+        slot: u32,
+        ts: i64,
+        hot: bool,
+        out: &mut Vec<Alert>,
+    ) {
+        let kind = Kind::Sensor as usize;
+        let s = &mut self.ships.slots[slot as usize];
+        if ts < s.last_ts[kind] {
+            self.n.out_of_order += 1;
+            return;
+        }
+        self.n.accepted += 1;
+        s.last_ts[kind] = ts;
+        let metrics = &v.metrics;
+        self.rings.push(&mut s.ring, ts, |m| {
+            metrics[m].map_or(f64::NAN, |c| c.get(i))
+        });
+        if hot || s.thr_active != 0 {
+            self.eval_thresholds(v, i, slot, ts, out);
+        }
+    }
+
+    /// The alert fields every record of rule `head` on `slot` shares.
+    pub(super) fn alert(
+        &self,
+        head: &Head,
+        kind: RuleKind,
+        slot: u32,
+        start: i64,
+        state: AlertState,
+        ts: i64,
+    ) -> Alert {
+        let shipment = String::from_utf8_lossy(self.ships.key(slot)).into_owned();
+        let s = &self.ships.slots[slot as usize];
+        let carrier = match (s.seen_carrier, s.attr_carrier) {
+            (0, 0) => None,
+            (0, c) | (c, _) => Some(self.carriers.name(u32::from(c)).clone()),
+        };
+        let mut id = String::with_capacity(head.id.len() + shipment.len() + 22);
+        id.push_str(&head.id);
+        id.push(':');
+        id.push_str(&shipment);
+        id.push(':');
+        id.push_str(itoa::Buffer::new().format(start));
+        Alert {
+            id,
+            rule: head.id.clone(),
+            kind,
+            severity: head.severity,
+            state,
+            shipment,
+            carrier,
+            ts,
+            started_ts: start,
+            metric: None,
+            value: None,
+            threshold: None,
+            peak: None,
+            duration_ms: None,
+            evidence: Evidence::None,
+        }
+    }
+
+    pub(super) fn metric_of(t: &ThrRule) -> Metric {
+        Metric::ALL[t.metric]
+    }
+}
+
+#[inline]
+fn or_bits(bits: &mut [u64], vals: &[f64], test: impl Fn(f64) -> bool) {
+    for (w, chunk) in bits.iter_mut().zip(vals.chunks(64)) {
+        let mut m = 0u64;
+        for (k, &x) in chunk.iter().enumerate() {
+            m |= u64::from(test(x)) << k;
+        }
+        *w |= m;
+    }
+}

@@ -1,0 +1,164 @@
+//! Dwell rules (spec §3.2): a shipment stops moving. Armed by a scan whose status is in the
+//! rule's `statuses`, fired when the next scan is late (`n.ts > deadline`) or when the scan
+//! watermark passes the deadline first; a watermark alert is resolved by a later scan past the
+//! deadline, or retracted by one at or before it (the carrier's feed was late, not the parcel).
+//!
+//! Only the last accepted scan of a shipment can be armed, so per (shipment, rule) the state is
+//! two bits (armed, fired) and the deadline is `last scan ts + for_ms`. Deadlines wait in a
+//! min-heap; entries made stale by a newer scan are skipped when popped and swept when the
+//! heap grows to twice its live size.
+
+use super::alert::{Alert, AlertState, Evidence, ScanEvidence};
+use super::core::Core;
+use crate::event::{BatchView, Kind, Status, NONE_U8};
+use crate::rules::RuleKind;
+use std::cmp::Reverse;
+
+impl Core {
+    pub(super) fn on_scan(
+        &mut self,
+        v: &BatchView<'_>,
+        i: usize,
+        slot: u32,
+        ts: i64,
+        out: &mut Vec<Alert>,
+    ) {
+        let kind = Kind::Scan as usize;
+        let prev_ts = self.ships.slots[slot as usize].last_ts[kind];
+        if ts < prev_ts {
+            self.n.out_of_order += 1;
+            return;
+        }
+        self.n.accepted += 1;
+        if let Some(c) = v.carrier {
+            let id = super::core::carrier_id(&mut self.carriers, c.get(i));
+            if id != 0 {
+                self.ships.slots[slot as usize].seen_carrier = id;
+            }
+        }
+        // A scan at the same ts as the previous one neither restarts, resolves nor retracts.
+        if ts == prev_ts {
+            return;
+        }
+        if self.ships.slots[slot as usize].dwell_armed != 0 {
+            self.end_dwell(slot, ts, out);
+        }
+        let status = v.status.map_or(NONE_U8, |s| s[i]);
+        let location = v.location.map_or(0, |l| self.locations.id(l.get(i)));
+        let s = &mut self.ships.slots[slot as usize];
+        s.last_ts[kind] = ts;
+        s.last_status = status;
+        s.last_location = location;
+        let mut armed = 0u64;
+        for (j, d) in self.dwell.iter().enumerate() {
+            if d.statuses & (1u16 << (status & 15)) != 0 && status < 16 && d.head.filter.matches(s)
+            {
+                armed |= 1 << j;
+                self.timers.push(Reverse((ts + d.for_ms, slot, j as u8)));
+                self.live_timers += 1;
+            }
+        }
+        s.dwell_armed = armed;
+        if ts > self.max_scan_ts {
+            self.max_scan_ts = ts;
+        }
+        let w = self.max_scan_ts.saturating_sub(self.set.lateness_ms);
+        self.advance(w, out);
+    }
+
+    /// The next scan (at `ts`) arrived: settle every dwell rule the previous scan armed.
+    fn end_dwell(&mut self, slot: u32, ts: i64, out: &mut Vec<Alert>) {
+        let s = &self.ships.slots[slot as usize];
+        let (armed, fired, since) = (s.dwell_armed, s.dwell_fired, s.last_ts[Kind::Scan as usize]);
+        for j in 0..self.dwell.len() {
+            let bit = 1u64 << j;
+            if armed & bit == 0 {
+                continue;
+            }
+            let deadline = since + self.dwell[j].for_ms;
+            if fired & bit != 0 {
+                let state = if ts > deadline {
+                    AlertState::Resolved
+                } else {
+                    AlertState::Retracted
+                };
+                self.emit_dwell(j, slot, state, ts, out);
+            } else {
+                self.live_timers -= 1;
+                if ts > deadline {
+                    self.emit_dwell(j, slot, AlertState::Firing, deadline, out);
+                    self.emit_dwell(j, slot, AlertState::Resolved, ts, out);
+                }
+            }
+        }
+        let s = &mut self.ships.slots[slot as usize];
+        s.dwell_armed = 0;
+        s.dwell_fired = 0;
+    }
+
+    /// Raise the watermark to `w` (it never goes back) and fire the dwell deadlines it passed.
+    pub(super) fn advance(&mut self, w: i64, out: &mut Vec<Alert>) {
+        if w > self.watermark {
+            self.watermark = w;
+        }
+        while let Some(&Reverse((deadline, slot, j))) = self.timers.peek() {
+            if deadline > self.watermark {
+                break;
+            }
+            self.timers.pop();
+            let j = j as usize;
+            if self.timer_live(deadline, slot, j) {
+                self.ships.slots[slot as usize].dwell_fired |= 1 << j;
+                self.live_timers -= 1;
+                self.emit_dwell(j, slot, AlertState::Firing, deadline, out);
+            }
+        }
+        if self.timers.len() > 2 * self.live_timers + 4096 {
+            self.sweep_timers();
+        }
+    }
+
+    fn timer_live(&self, deadline: i64, slot: u32, j: usize) -> bool {
+        let s = &self.ships.slots[slot as usize];
+        let bit = 1u64 << j;
+        s.dwell_armed & bit != 0
+            && s.dwell_fired & bit == 0
+            && s.last_ts[Kind::Scan as usize] + self.dwell[j].for_ms == deadline
+    }
+
+    #[cold]
+    fn sweep_timers(&mut self) {
+        let mut timers = std::mem::take(&mut self.timers);
+        timers.retain(|&Reverse((d, slot, j))| self.timer_live(d, slot, j as usize));
+        self.timers = timers;
+    }
+
+    fn emit_dwell(
+        &mut self,
+        j: usize,
+        slot: u32,
+        state: AlertState,
+        ts: i64,
+        out: &mut Vec<Alert>,
+    ) {
+        let s = &self.ships.slots[slot as usize];
+        let since = s.last_ts[Kind::Scan as usize];
+        let evidence = Evidence::Scan(ScanEvidence {
+            // Only a scan with a normalized status can arm a rule.
+            status: Status::from_u8(s.last_status).unwrap_or(Status::InTransit),
+            location: self.locations.name(s.last_location).clone(),
+            ts: since,
+        });
+        let mut a = self.alert(&self.dwell[j].head, RuleKind::Dwell, slot, since, state, ts);
+        if state != AlertState::Firing {
+            a.duration_ms = Some(ts - since);
+        }
+        a.evidence = evidence;
+        match state {
+            AlertState::Firing => self.n.fired += 1,
+            AlertState::Resolved => self.n.resolved += 1,
+            AlertState::Retracted => self.n.retracted += 1,
+        }
+        out.push(a);
+    }
+}

@@ -1,0 +1,181 @@
+//! Keyed per-shipment state in compact memory.
+//!
+//! A shipment is a `u32` slot: its key bytes live in one arena, the hash table stores only slot
+//! numbers, and the per-slot record ([`Ship`]) is a fixed 72-byte struct. Threshold episodes
+//! and dwell alerts that are not idle are a bit each in the record; the rare non-idle episode
+//! details live in a side map, so an idle shipment costs nothing per rule.
+
+use crate::event::NONE_U8;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+/// "No value yet" for per-kind last timestamps: any accepted ts is larger.
+pub const NO_TS: i64 = i64::MIN;
+/// "No evidence ring".
+pub const NO_RING: u32 = u32::MAX;
+
+/// One tracked shipment.
+#[derive(Clone, Debug)]
+pub struct Ship {
+    /// Last accepted ts per kind (indexed by `Kind as usize`).
+    pub last_ts: [i64; 3],
+    /// Threshold rules (by threshold index) whose episode is pending or firing.
+    pub thr_active: u64,
+    /// Dwell rules (by dwell index) armed by the last scan.
+    pub dwell_armed: u64,
+    /// Dwell rules whose alert fired on the watermark and awaits the next scan.
+    pub dwell_fired: u64,
+    pub key_off: u32,
+    /// Interned location of the last scan (dwell evidence).
+    pub last_location: u32,
+    /// Evidence ring index, or [`NO_RING`].
+    pub ring: u32,
+    /// Carrier from the latest `shipment` event (0 = unknown); what `where.carrier` matches.
+    pub attr_carrier: u16,
+    /// Carrier last seen on any event (0 = unknown); what alerts report.
+    pub seen_carrier: u16,
+    pub key_len: u8,
+    /// Status code of the last scan, or [`NONE_U8`].
+    pub last_status: u8,
+    /// Tier code from the latest `shipment` event, or [`NONE_U8`].
+    pub tier: u8,
+    /// 0/1 from the latest `shipment` event, or [`NONE_U8`].
+    pub fragile: u8,
+    /// A `shipment` event has been seen: `where` filters can match.
+    pub attrs_known: bool,
+}
+
+impl Ship {
+    fn new(key_off: u32, key_len: u8) -> Ship {
+        Ship {
+            last_ts: [NO_TS; 3],
+            thr_active: 0,
+            dwell_armed: 0,
+            dwell_fired: 0,
+            key_off,
+            last_location: 0,
+            ring: NO_RING,
+            attr_carrier: 0,
+            seen_carrier: 0,
+            key_len,
+            last_status: NONE_U8,
+            tier: NONE_U8,
+            fragile: NONE_U8,
+            attrs_known: false,
+        }
+    }
+}
+
+/// Shipment key → slot.
+#[derive(Default)]
+pub struct Ships {
+    pub slots: Vec<Ship>,
+    keys: Vec<u8>,
+    table: HashTable<u32>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Ships {
+    #[inline]
+    pub fn key(&self, slot: u32) -> &[u8] {
+        let s = &self.slots[slot as usize];
+        &self.keys[s.key_off as usize..s.key_off as usize + s.key_len as usize]
+    }
+
+    /// The slot of `key`, created if new. `key` is 1–64 bytes (validated by the decoders).
+    #[inline]
+    pub fn slot(&mut self, key: &[u8]) -> u32 {
+        let hash = self.hasher.hash_one(key);
+        let (slots, keys) = (&self.slots, &self.keys);
+        let eq = |&s: &u32| {
+            let sh = &slots[s as usize];
+            &keys[sh.key_off as usize..sh.key_off as usize + sh.key_len as usize] == key
+        };
+        if let Some(&s) = self.table.find(hash, eq) {
+            return s;
+        }
+        self.insert(hash, key)
+    }
+
+    #[cold]
+    fn insert(&mut self, hash: u64, key: &[u8]) -> u32 {
+        let slot = self.slots.len() as u32;
+        let off = self.keys.len() as u32;
+        self.keys.extend_from_slice(key);
+        self.slots.push(Ship::new(off, key.len() as u8));
+        let (slots, keys, hasher) = (&self.slots, &self.keys, &self.hasher);
+        self.table.insert_unique(hash, slot, |&s| {
+            let sh = &slots[s as usize];
+            hasher.hash_one(&keys[sh.key_off as usize..sh.key_off as usize + sh.key_len as usize])
+        });
+        slot
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Bytes held (capacity, not just length): records, key arena, hash table.
+    pub fn bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Ship>()
+            + self.keys.capacity()
+            // hashbrown: one u32 plus one control byte per bucket.
+            + self.table.capacity() * 5
+    }
+}
+
+/// Interns small strings (carriers, locations) to integer ids; id 0 is the empty string.
+pub struct Interner {
+    names: Vec<Arc<str>>,
+    ids: hashbrown::HashMap<Arc<str>, u32, foldhash::fast::FixedState>,
+}
+
+impl Default for Interner {
+    fn default() -> Self {
+        let empty: Arc<str> = Arc::from("");
+        let mut ids = hashbrown::HashMap::default();
+        ids.insert(empty.clone(), 0);
+        Interner {
+            names: vec![empty],
+            ids,
+        }
+    }
+}
+
+impl Interner {
+    #[inline]
+    pub fn id(&mut self, s: &[u8]) -> u32 {
+        if s.is_empty() {
+            return 0;
+        }
+        // Decoders only hand out UTF-8; lossy keeps this total anyway.
+        match std::str::from_utf8(s) {
+            Ok(text) => match self.ids.get(text) {
+                Some(&id) => id,
+                None => self.add(text),
+            },
+            Err(_) => self.add(&String::from_utf8_lossy(s)),
+        }
+    }
+
+    #[cold]
+    fn add(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.ids.get(text) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        let name: Arc<str> = Arc::from(text);
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    pub fn name(&self, id: u32) -> &Arc<str> {
+        &self.names[id as usize]
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.names.iter().map(|n| n.len() + 16).sum::<usize>() + self.ids.capacity() * 20
+    }
+}
