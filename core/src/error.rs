@@ -25,7 +25,11 @@ pub struct Error {
 impl Error {
     #[cold]
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error { kind, message: message.into(), source: None }
+        Error {
+            kind,
+            message: message.into(),
+            source: None,
+        }
     }
 
     #[cold]
@@ -34,7 +38,11 @@ impl Error {
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Error {
-        Error { kind, message: message.into(), source: Some(Box::new(source)) }
+        Error {
+            kind,
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -58,7 +66,9 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

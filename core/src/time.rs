@@ -132,12 +132,18 @@ mod tests {
     fn parses_utc_and_offsets() {
         assert_eq!(parse_rfc3339(b"1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339(b"1970-01-01T00:00:01.5Z"), Some(1500));
-        assert_eq!(parse_rfc3339(b"2026-11-22T13:05:00.123Z"), Some(1_795_352_700_123));
+        assert_eq!(
+            parse_rfc3339(b"2026-11-22T13:05:00.123Z"),
+            Some(1_795_352_700_123)
+        );
         assert_eq!(
             parse_rfc3339(b"2026-11-22T21:05:00.123+08:00"),
             parse_rfc3339(b"2026-11-22T13:05:00.123Z")
         );
-        assert_eq!(parse_rfc3339(b"2026-11-22 13:05:00.123456789z"), Some(1_795_352_700_123));
+        assert_eq!(
+            parse_rfc3339(b"2026-11-22 13:05:00.123456789z"),
+            Some(1_795_352_700_123)
+        );
     }
 
     #[test]
@@ -163,6 +169,9 @@ mod tests {
         for ms in [0, 1_795_352_700_123, 951_782_400_000, MAX_TS_MS] {
             assert_eq!(parse_rfc3339(format_rfc3339(ms).as_bytes()), Some(ms));
         }
-        assert_eq!(format_rfc3339(1_795_352_700_123), "2026-11-22T13:05:00.123Z");
+        assert_eq!(
+            format_rfc3339(1_795_352_700_123),
+            "2026-11-22T13:05:00.123Z"
+        );
     }
 }

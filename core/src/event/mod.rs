@@ -95,7 +95,9 @@ impl Status {
     }
 
     pub fn parse(s: &[u8]) -> Option<Status> {
-        Status::ALL.into_iter().find(|st| st.as_str().as_bytes() == s)
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str().as_bytes() == s)
     }
 
     #[inline]
@@ -148,7 +150,11 @@ pub enum SignerType {
 }
 
 impl SignerType {
-    pub const ALL: [SignerType; 3] = [SignerType::SelfSigned, SignerType::Proxy, SignerType::Locker];
+    pub const ALL: [SignerType; 3] = [
+        SignerType::SelfSigned,
+        SignerType::Proxy,
+        SignerType::Locker,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -159,7 +165,9 @@ impl SignerType {
     }
 
     pub fn parse(s: &[u8]) -> Option<SignerType> {
-        SignerType::ALL.into_iter().find(|t| t.as_str().as_bytes() == s)
+        SignerType::ALL
+            .into_iter()
+            .find(|t| t.as_str().as_bytes() == s)
     }
 
     #[inline]
@@ -224,7 +232,10 @@ pub struct StrColumn {
 
 impl Default for StrColumn {
     fn default() -> Self {
-        StrColumn { offsets: vec![0], data: Vec::new() }
+        StrColumn {
+            offsets: vec![0],
+            data: Vec::new(),
+        }
     }
 }
 
@@ -266,7 +277,10 @@ impl StrColumn {
     }
 
     pub fn view(&self) -> Strs<'_> {
-        Strs { offsets: &self.offsets, data: &self.data }
+        Strs {
+            offsets: &self.offsets,
+            data: &self.data,
+        }
     }
 }
 
@@ -387,10 +401,14 @@ impl EventBatch {
         self.location.push(e.location.as_bytes());
         self.raw_status.push(e.raw_status.as_bytes());
         let signer = e.signer.as_ref();
-        self.signer_name.push(signer.map_or(&b""[..], |s| s.name.as_bytes()));
-        self.signer_type.push(signer.and_then(|s| s.kind).map_or(NONE_U8, |k| k as u8));
-        self.signer_proxy_id.push(signer.map_or(&b""[..], |s| s.proxy_id.as_bytes()));
-        self.signer_staff_id.push(signer.map_or(&b""[..], |s| s.staff_id.as_bytes()));
+        self.signer_name
+            .push(signer.map_or(&b""[..], |s| s.name.as_bytes()));
+        self.signer_type
+            .push(signer.and_then(|s| s.kind).map_or(NONE_U8, |k| k as u8));
+        self.signer_proxy_id
+            .push(signer.map_or(&b""[..], |s| s.proxy_id.as_bytes()));
+        self.signer_staff_id
+            .push(signer.map_or(&b""[..], |s| s.staff_id.as_bytes()));
         self.device.push(e.device.as_bytes());
         for (col, v) in self.metrics.iter_mut().zip(e.metrics) {
             col.push(v.unwrap_or(f64::NAN));
@@ -402,7 +420,8 @@ impl EventBatch {
         self.tier.push(e.tier.map_or(NONE_U8, |t| t as u8));
         self.fragile.push(e.fragile.map_or(NONE_U8, u8::from));
         self.order.push(e.order.as_bytes());
-        self.declared_value_fen.push(e.declared_value_fen.unwrap_or(NONE_FEN));
+        self.declared_value_fen
+            .push(e.declared_value_fen.unwrap_or(NONE_FEN));
     }
 
     /// Row `i` as an owned event (tests, encoders, dead-letter rendering).
@@ -461,7 +480,12 @@ impl EventBatch {
             carrier: Some(self.carrier.view()),
             status: Some(&self.status),
             location: Some(self.location.view()),
-            metrics: std::array::from_fn(|m| Some(F64s { values: &self.metrics[m], valid: None })),
+            metrics: std::array::from_fn(|m| {
+                Some(F64s {
+                    values: &self.metrics[m],
+                    valid: None,
+                })
+            }),
             tier: Some(&self.tier),
             fragile: Some(&self.fragile),
             rejected: None,
@@ -610,7 +634,11 @@ pub struct DeadLetter {
 impl DeadLetter {
     #[cold]
     pub fn new(reason: Reason, detail: impl Into<String>, raw: &[u8]) -> DeadLetter {
-        DeadLetter { reason, detail: detail.into(), raw: raw.to_vec() }
+        DeadLetter {
+            reason,
+            detail: detail.into(),
+            raw: raw.to_vec(),
+        }
     }
 }
 
