@@ -132,8 +132,10 @@ pub(super) struct Core {
     pub max_scan_ts: i64,
     pub watermark: i64,
     pub n: Counters,
-    /// Pre-pass result: bit i set = row i may breach some threshold rule.
-    breach: Vec<u64>,
+    /// Pre-pass result: non-zero = row i may breach some threshold rule.
+    breach: Vec<u8>,
+    /// Accepted rows of the current sensor run (scratch).
+    run_rows: Vec<u32>,
 }
 
 #[inline]
@@ -158,6 +160,7 @@ impl Core {
             watermark: i64::MIN,
             n: Counters::default(),
             breach: Vec::new(),
+            run_rows: Vec::new(),
         };
         core.install(set);
         core
@@ -211,53 +214,65 @@ impl Core {
 
     /// Evaluate every row of `v` in order; alerts are appended to `out` as produced.
     pub fn process(&mut self, v: &BatchView<'_>, out: &mut Vec<Alert>) {
-        let any_thr = !self.thr.is_empty();
-        if any_thr {
+        if !self.thr.is_empty() {
             self.prepass(v);
         }
         let mut prev: Option<(&[u8], u32)> = None;
-        for i in 0..v.len {
+        let mut i = 0;
+        while i < v.len {
             if v.rejected.is_some_and(|r| r[i] != 0) {
+                i += 1;
                 continue;
             }
             let key = v.shipment.get(i);
             let slot = match prev {
-                Some((k, s)) if k == key => s,
+                Some((k, s)) if same_key(k, key) => s,
                 _ => self.ships.slot(key),
             };
             prev = Some((key, slot));
             let ts = v.ts[i];
             match Kind::from_u8(v.kind.get(i)) {
                 Some(Kind::Sensor) => {
-                    let hot = any_thr && (self.breach[i >> 6] >> (i & 63)) & 1 != 0;
-                    self.on_sensor(v, i, slot, ts, hot, out);
+                    // A gateway uploads bursts: take the run of this shipment's readings at once.
+                    let mut end = i + 1;
+                    while end < v.len
+                        && v.kind.get(end) == Kind::Sensor as u8
+                        && v.rejected.is_none_or(|r| r[end] == 0)
+                        && same_key(v.shipment.get(end), key)
+                    {
+                        end += 1;
+                    }
+                    self.on_sensor_run(v, i, end, slot, out);
+                    i = end;
+                    continue;
                 }
                 Some(Kind::Scan) => self.on_scan(v, i, slot, ts, out),
                 Some(Kind::Shipment) => self.on_shipment(v, i, slot, ts),
                 // Decoders hand out only the three kinds.
                 None => {}
             }
+            i += 1;
         }
     }
 
     /// Columnar pass: for each threshold rule, compare its metric column against the limit
-    /// and OR the results into one bitset. A row with no bit and no active episode needs no
-    /// rule work. Absent values are NaN and compare false; Arrow nulls may set a bit, which
-    /// only costs a check.
+    /// and OR the results into one byte per row (a layout the compiler vectorises). A row with
+    /// no mark and no active episode needs no rule work. Absent values are NaN and compare
+    /// false; Arrow nulls may leave a mark, which only costs a check.
     fn prepass(&mut self, v: &BatchView<'_>) {
-        let words = v.len.div_ceil(64);
         self.breach.clear();
-        self.breach.resize(words, 0);
+        self.breach.resize(v.len, 0);
         for t in &self.thr {
             let Some(col) = v.metrics[t.metric] else {
                 continue;
             };
             let vals = &col.values[..v.len];
+            let limit = t.value;
             match t.op {
-                Op::Gt => or_bits(&mut self.breach, vals, |x| x > t.value),
-                Op::Ge => or_bits(&mut self.breach, vals, |x| x >= t.value),
-                Op::Lt => or_bits(&mut self.breach, vals, |x| x < t.value),
-                Op::Le => or_bits(&mut self.breach, vals, |x| x <= t.value),
+                Op::Gt => or_marks(&mut self.breach, vals, |x| x > limit),
+                Op::Ge => or_marks(&mut self.breach, vals, |x| x >= limit),
+                Op::Lt => or_marks(&mut self.breach, vals, |x| x < limit),
+                Op::Le => or_marks(&mut self.breach, vals, |x| x <= limit),
             }
         }
     }
@@ -283,16 +298,70 @@ impl Core {
         s.fragile = v.fragile.map_or(NONE_U8, |f| f[i]);
     }
 
-    fn on_sensor(
+    /// Sensor rows `start..end` of one shipment. When no row can breach a rule and no episode
+    /// is open, rule state cannot change: only the order check and the evidence ring remain,
+    /// and of the ring only the last `cap` readings survive, so only those are written.
+    fn on_sensor_run(
         &mut self,
         v: &BatchView<'_>,
-        i: usize,
+        start: usize,
+        end: usize,
         slot: u32,
-        ts: i64,
-        hot: bool,
         out: &mut Vec<Alert>,
     ) {
         let kind = Kind::Sensor as usize;
+        let quiet = self.thr.is_empty()
+            || (self.ships.slots[slot as usize].thr_active == 0
+                && self.breach[start..end].iter().all(|&b| b == 0));
+        if !quiet {
+            for i in start..end {
+                self.on_sensor(v, i, slot, out);
+            }
+            return;
+        }
+        let s = &mut self.ships.slots[slot as usize];
+        let mut last = s.last_ts[kind];
+        self.run_rows.clear();
+        for (i, &ts) in v.ts[start..end].iter().enumerate() {
+            if ts < last {
+                self.n.out_of_order += 1;
+                continue;
+            }
+            last = ts;
+            self.run_rows.push((start + i) as u32);
+        }
+        s.last_ts[kind] = last;
+        self.n.accepted += self.run_rows.len() as u64;
+        if self.rings.layout.is_off() {
+            return;
+        }
+        let metrics = &v.metrics;
+        let metric_of = self.rings.layout.metric_of;
+        let width = self.rings.layout.width;
+        let value =
+            |c: usize, i: usize| metrics[metric_of[c] as usize].map_or(f64::NAN, |col| col.get(i));
+        // Walk back to the first row whose reading can still be in the ring; exact duplicates
+        // of the previous row take no place in it.
+        let rows = &self.run_rows;
+        let mut first = rows.len();
+        let mut kept = 0;
+        while first > 0 && kept < self.rings.layout.cap {
+            first -= 1;
+            let (i, p) = (rows[first] as usize, rows[first.saturating_sub(1)] as usize);
+            let dup = first > 0
+                && v.ts[i] == v.ts[p]
+                && (0..width).all(|c| value(c, i).to_bits() == value(c, p).to_bits());
+            kept += usize::from(!dup);
+        }
+        for &i in &rows[first..] {
+            let i = i as usize;
+            self.rings.push(&mut s.ring, v.ts[i], |c| value(c, i));
+        }
+    }
+
+    fn on_sensor(&mut self, v: &BatchView<'_>, i: usize, slot: u32, out: &mut Vec<Alert>) {
+        let kind = Kind::Sensor as usize;
+        let ts = v.ts[i];
         let s = &mut self.ships.slots[slot as usize];
         if ts < s.last_ts[kind] {
             self.n.out_of_order += 1;
@@ -301,10 +370,11 @@ impl Core {
         self.n.accepted += 1;
         s.last_ts[kind] = ts;
         let metrics = &v.metrics;
-        self.rings.push(&mut s.ring, ts, |m| {
-            metrics[m].map_or(f64::NAN, |c| c.get(i))
+        let metric_of = self.rings.layout.metric_of;
+        self.rings.push(&mut s.ring, ts, |c| {
+            metrics[metric_of[c] as usize].map_or(f64::NAN, |col| col.get(i))
         });
-        if hot || s.thr_active != 0 {
+        if self.breach[i] != 0 || s.thr_active != 0 {
             self.eval_thresholds(v, i, slot, ts, out);
         }
     }
@@ -356,12 +426,25 @@ impl Core {
 }
 
 #[inline]
-fn or_bits(bits: &mut [u64], vals: &[f64], test: impl Fn(f64) -> bool) {
-    for (w, chunk) in bits.iter_mut().zip(vals.chunks(64)) {
-        let mut m = 0u64;
-        for (k, &x) in chunk.iter().enumerate() {
-            m |= u64::from(test(x)) << k;
-        }
-        *w |= m;
+fn or_marks(marks: &mut [u8], vals: &[f64], test: impl Fn(f64) -> bool) {
+    for (m, &x) in marks.iter_mut().zip(vals) {
+        *m |= u8::from(test(x));
     }
+}
+
+/// Shipment keys are short (≤ 64 bytes, typically 12–16): compare inline, not via `bcmp`.
+#[inline(always)]
+fn same_key(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() >= 8 {
+        let head = |s: &[u8]| u64::from_ne_bytes(s[..8].try_into().unwrap_or([0; 8]));
+        let tail = |s: &[u8]| u64::from_ne_bytes(s[s.len() - 8..].try_into().unwrap_or([0; 8]));
+        if a.len() <= 16 {
+            return head(a) == head(b) && tail(a) == tail(b);
+        }
+        return head(a) == head(b) && a == b;
+    }
+    a == b
 }

@@ -22,15 +22,19 @@ pub struct Layout {
     pub col: [u8; N_METRICS],
     /// Number of watched metrics.
     pub width: usize,
+    /// The metric in each ring column (the inverse of `col`).
+    pub metric_of: [u8; N_METRICS],
 }
 
 impl Layout {
     pub fn new(cap: usize, watched: [bool; N_METRICS]) -> Layout {
         let mut col = [UNWATCHED; N_METRICS];
+        let mut metric_of = [UNWATCHED; N_METRICS];
         let mut width = 0;
         for (m, w) in watched.iter().enumerate() {
             if *w {
                 col[m] = width as u8;
+                metric_of[width] = m as u8;
                 width += 1;
             }
         }
@@ -38,6 +42,7 @@ impl Layout {
             cap: if width == 0 { 0 } else { cap },
             col,
             width,
+            metric_of,
         }
     }
 
@@ -84,8 +89,8 @@ impl Rings {
         id
     }
 
-    /// Record one reading (`value(m)` gives metric m's value, NaN when absent) in `ring`,
-    /// allocating the ring on first use.
+    /// Record one reading in `ring`, allocating the ring on first use. `value(c)` gives the
+    /// value of the metric in ring column `c` (NaN when absent); see [`Layout::metric_of`].
     #[inline]
     pub fn push(&mut self, ring: &mut u32, ts: i64, value: impl Fn(usize) -> f64) {
         if self.layout.is_off() {
@@ -94,7 +99,8 @@ impl Rings {
         if *ring == NO_RING {
             *ring = self.alloc(ts);
         }
-        let (cap, entry, stride) = (self.layout.cap, self.layout.entry(), self.layout.stride());
+        let (cap, width, stride) = (self.layout.cap, self.layout.width, self.layout.stride());
+        let entry = width + 1;
         let base_at = *ring as usize * stride;
         let mut base = self.base(base_at);
         if ts - base > i64::from(u32::MAX) {
@@ -102,25 +108,23 @@ impl Rings {
         }
         let r = &mut self.slab[base_at..base_at + stride];
         let (len, head) = ((r[2] >> 16) as usize, (r[2] & 0xffff) as usize);
+        let delta = (ts - base) as u32;
         // An exact duplicate (at-least-once redelivery) is not a second reading.
         if len > 0 {
-            let last = HEADER + ((head + cap - 1) % cap) * entry;
-            let same = i64::from(r[last]) == ts - base
-                && self.layout.col.iter().enumerate().all(|(m, &c)| {
-                    c == UNWATCHED || r[last + 1 + c as usize] == (value(m) as f32).to_bits()
-                });
-            if same {
+            let prev = if head == 0 { cap - 1 } else { head - 1 };
+            let last = HEADER + prev * entry;
+            if r[last] == delta
+                && (0..width).all(|c| r[last + 1 + c] == (value(c) as f32).to_bits())
+            {
                 return;
             }
         }
         let e = HEADER + head * entry;
-        r[e] = (ts - base) as u32;
-        for (m, &c) in self.layout.col.iter().enumerate() {
-            if c != UNWATCHED {
-                r[e + 1 + c as usize] = (value(m) as f32).to_bits();
-            }
+        r[e] = delta;
+        for (c, slot) in r[e + 1..e + entry].iter_mut().enumerate() {
+            *slot = (value(c) as f32).to_bits();
         }
-        let head = (head + 1) % cap;
+        let head = if head + 1 == cap { 0 } else { head + 1 };
         r[2] = (((len + 1).min(cap) as u32) << 16) | head as u32;
     }
 
@@ -205,9 +209,10 @@ impl Rings {
             let (len, head) = ((r[2] >> 16) as usize, (r[2] & 0xffff) as usize);
             for k in (1..=len.min(self.layout.cap)).rev() {
                 let e = HEADER + ((head + cap - k) % cap) * entry;
-                let value = |m: usize| match old.layout.col[m] {
+                let metric_of = self.layout.metric_of;
+                let value = |c: usize| match old.layout.col[metric_of[c] as usize] {
                     UNWATCHED => f64::NAN,
-                    c => f64::from(f32::from_bits(r[e + 1 + c as usize])),
+                    oc => f64::from(f32::from_bits(r[e + 1 + oc as usize])),
                 };
                 self.push(&mut ship.ring, base + i64::from(r[e]), value);
             }

@@ -1,0 +1,39 @@
+//! Criterion benches of the evaluation hot path: pre-decoded columns through the engine with a
+//! realistic rule set (threshold with for_ms/clear/where, dwell), sensor readings arriving in
+//! gateway bursts as real uploads do.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+mod common;
+
+use common::{feed, RULES};
+use streamguard_core::event::EventBatch;
+use streamguard_core::{Engine, RuleSet};
+
+fn eval(c: &mut Criterion) {
+    let rules = RuleSet::parse(RULES.as_bytes()).expect("bench rules are valid");
+    let mut g = c.benchmark_group("engine");
+    g.sample_size(10);
+    for (ships, bursts) in [(10_000usize, 4usize), (200_000, 2)] {
+        let data = feed(ships, bursts, 65_536);
+        let n: usize = data.iter().map(EventBatch::len).sum();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("eval_view/{ships}_shipments"), |b| {
+            b.iter_batched(
+                || Engine::new(rules.clone()),
+                |mut engine| {
+                    let mut out = Vec::new();
+                    for batch in &data {
+                        engine.process_view(&batch.view(), &mut out);
+                        out.clear();
+                    }
+                    engine
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, eval);
+criterion_main!(benches);
