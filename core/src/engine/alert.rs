@@ -288,10 +288,12 @@ pub fn to_record_batch(alerts: &[Alert]) -> RecordBatch {
             Evidence::Readings(rs) => {
                 let item = evidence.values();
                 for r in rs {
-                    item.field_builder::<Int64Builder>(0)
-                        .map(|b| b.append_value(r.ts));
-                    item.field_builder::<Float64Builder>(1)
-                        .map(|b| b.append_value(r.value));
+                    if let Some(b) = item.field_builder::<Int64Builder>(0) {
+                        b.append_value(r.ts);
+                    }
+                    if let Some(b) = item.field_builder::<Float64Builder>(1) {
+                        b.append_value(r.value);
+                    }
                     item.append(true);
                 }
                 evidence.append(true);

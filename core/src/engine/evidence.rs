@@ -1,7 +1,7 @@
 //! Evidence rings: the last K sensor readings of each shipment, for the metrics that threshold
 //! rules watch, kept so a firing alert can lock the readings that led to it.
 //!
-//! All rings live in one `Vec<u32>` slab (no allocation per shipment after warm-up). A ring is
+//! Rings live in fixed chunks of 1024 (no allocation per shipment, no copy on growth). A ring is
 //! `[base_lo, base_hi, len << 16 | head]` then K entries of `[ts - base as u32, f32 bits per
 //! watched metric]`. Values are kept as f32 (sensor precision, ~7 significant digits) and read
 //! back through their shortest decimal form, so `3.47` comes back as `3.47`.
@@ -59,10 +59,17 @@ impl Layout {
     }
 }
 
+/// Rings per chunk (a power of two).
+const CHUNK: usize = 1024;
+
+fn base_of(r: &[u32]) -> i64 {
+    i64::from(r[0]) | (i64::from(r[1] as i32) << 32)
+}
+
 #[derive(Clone, Debug)]
 pub struct Rings {
     pub layout: Layout,
-    slab: Vec<u32>,
+    chunks: Vec<Box<[u32]>>,
     count: u32,
 }
 
@@ -70,22 +77,36 @@ impl Rings {
     pub fn new(layout: Layout) -> Rings {
         Rings {
             layout,
-            slab: Vec::new(),
+            chunks: Vec::new(),
             count: 0,
         }
     }
 
     pub fn bytes(&self) -> usize {
-        self.slab.capacity() * 4
+        self.chunks.iter().map(|c| c.len() * 4).sum::<usize>() + self.chunks.capacity() * 16
     }
 
+    fn ring(&self, id: u32) -> &[u32] {
+        let (stride, k) = (self.layout.stride(), id as usize % CHUNK);
+        &self.chunks[id as usize / CHUNK][k * stride..(k + 1) * stride]
+    }
+
+    fn ring_mut(&mut self, id: u32) -> &mut [u32] {
+        let (stride, k) = (self.layout.stride(), id as usize % CHUNK);
+        &mut self.chunks[id as usize / CHUNK][k * stride..(k + 1) * stride]
+    }
+
+    #[cold]
     fn alloc(&mut self, ts: i64) -> u32 {
         let id = self.count;
         self.count += 1;
-        self.slab
-            .extend_from_slice(&[ts as u32, (ts >> 32) as u32, 0]);
-        self.slab
-            .resize(self.slab.len() + self.layout.stride() - HEADER, 0);
+        if id as usize % CHUNK == 0 {
+            self.chunks
+                .push(vec![0; CHUNK * self.layout.stride()].into_boxed_slice());
+        }
+        let r = self.ring_mut(id);
+        r[0] = ts as u32;
+        r[1] = (ts >> 32) as u32;
         id
     }
 
@@ -99,14 +120,14 @@ impl Rings {
         if *ring == NO_RING {
             *ring = self.alloc(ts);
         }
-        let (cap, width, stride) = (self.layout.cap, self.layout.width, self.layout.stride());
+        let (cap, width) = (self.layout.cap, self.layout.width);
         let entry = width + 1;
-        let base_at = *ring as usize * stride;
-        let mut base = self.base(base_at);
+        let layout_cap = cap;
+        let r = self.ring_mut(*ring);
+        let mut base = base_of(r);
         if ts - base > i64::from(u32::MAX) {
-            base = self.rebase(base_at, ts);
+            base = rebase(r, layout_cap, entry, ts);
         }
-        let r = &mut self.slab[base_at..base_at + stride];
         let (len, head) = ((r[2] >> 16) as usize, (r[2] & 0xffff) as usize);
         let delta = (ts - base) as u32;
         // An exact duplicate (at-least-once redelivery) is not a second reading.
@@ -128,49 +149,15 @@ impl Rings {
         r[2] = (((len + 1).min(cap) as u32) << 16) | head as u32;
     }
 
-    fn base(&self, at: usize) -> i64 {
-        i64::from(self.slab[at]) | (i64::from(self.slab[at + 1] as i32) << 32)
-    }
-
-    /// Move the ring's base so `ts` fits, dropping readings too old to express (> 49 days
-    /// before `ts`). The new base is the oldest reading kept.
-    #[cold]
-    fn rebase(&mut self, at: usize, ts: i64) -> i64 {
-        let (cap, entry) = (self.layout.cap, self.layout.entry());
-        let old = self.base(at);
-        let floor = ts - i64::from(u32::MAX);
-        let r = &mut self.slab[at..at + self.layout.stride()];
-        let (len, head) = ((r[2] >> 16) as usize, (r[2] & 0xffff) as usize);
-        let slot = |k: usize| HEADER + ((head + cap - len + k) % cap) * entry;
-        // Readings are oldest-first from (head - len); once one fits, the rest do too.
-        let first = (0..len)
-            .find(|&k| old + i64::from(r[slot(k)]) >= floor)
-            .unwrap_or(len);
-        let new = if first < len {
-            old + i64::from(r[slot(first)])
-        } else {
-            ts
-        };
-        for k in first..len {
-            let e = slot(k);
-            r[e] = (old + i64::from(r[e]) - new) as u32;
-        }
-        r[0] = new as u32;
-        r[1] = (new >> 32) as u32;
-        r[2] = (((len - first) as u32) << 16) | head as u32;
-        new
-    }
-
     /// Up to `n` of the newest readings in `ring` that carry metric `m`, oldest first.
     pub fn readings(&self, ring: u32, m: usize, n: usize) -> Vec<Reading> {
         let c = self.layout.col[m];
         if ring == NO_RING || c == UNWATCHED || n == 0 {
             return Vec::new();
         }
-        let (cap, entry, stride) = (self.layout.cap, self.layout.entry(), self.layout.stride());
-        let at = ring as usize * stride;
-        let base = self.base(at);
-        let r = &self.slab[at..at + stride];
+        let (cap, entry) = (self.layout.cap, self.layout.entry());
+        let r = self.ring(ring);
+        let base = base_of(r);
         let (len, head) = ((r[2] >> 16) as usize, (r[2] & 0xffff) as usize);
         let mut out = Vec::with_capacity(n.min(len));
         for k in 1..=len {
@@ -202,10 +189,9 @@ impl Rings {
             if ring == NO_RING || old.layout.is_off() {
                 continue;
             }
-            let (cap, entry, stride) = (old.layout.cap, old.layout.entry(), old.layout.stride());
-            let at = ring as usize * stride;
-            let base = old.base(at);
-            let r = &old.slab[at..at + stride];
+            let (cap, entry) = (old.layout.cap, old.layout.entry());
+            let r = old.ring(ring);
+            let base = base_of(r);
             let (len, head) = ((r[2] >> 16) as usize, (r[2] & 0xffff) as usize);
             for k in (1..=len.min(self.layout.cap)).rev() {
                 let e = HEADER + ((head + cap - k) % cap) * entry;
@@ -218,6 +204,33 @@ impl Rings {
             }
         }
     }
+}
+
+/// Move the ring's base so `ts` fits, dropping readings too old to express (> 49 days
+/// before `ts`). The new base is the oldest reading kept.
+#[cold]
+fn rebase(r: &mut [u32], cap: usize, entry: usize, ts: i64) -> i64 {
+    let old = base_of(r);
+    let floor = ts - i64::from(u32::MAX);
+    let (len, head) = ((r[2] >> 16) as usize, (r[2] & 0xffff) as usize);
+    let slot = |k: usize| HEADER + ((head + cap - len + k) % cap) * entry;
+    // Readings are oldest-first from (head - len); once one fits, the rest do too.
+    let first = (0..len)
+        .find(|&k| old + i64::from(r[slot(k)]) >= floor)
+        .unwrap_or(len);
+    let new = if first < len {
+        old + i64::from(r[slot(first)])
+    } else {
+        ts
+    };
+    for k in first..len {
+        let e = slot(k);
+        r[e] = (old + i64::from(r[e]) - new) as u32;
+    }
+    r[0] = new as u32;
+    r[1] = (new >> 32) as u32;
+    r[2] = (((len - first) as u32) << 16) | head as u32;
+    new
 }
 
 /// An f32 as the f64 with the same shortest decimal form (3.47f32 → 3.47f64, not 3.4700000286).
