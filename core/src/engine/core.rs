@@ -136,6 +136,30 @@ pub(super) struct Core {
     breach: Vec<u8>,
     /// Accepted rows of the current sensor run (scratch).
     run_rows: Vec<u32>,
+    /// Runs of the current batch (scratch).
+    runs: Vec<Run>,
+}
+
+/// Consecutive valid rows `start..end` of one shipment.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Run {
+    start: u32,
+    end: u32,
+    slot: u32,
+}
+
+/// Hint the CPU to load `x` into cache; never faults, changes nothing.
+#[inline(always)]
+pub(super) fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it reads nothing architecturally and cannot fault.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (x as *const T).cast::<i8>(),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
 }
 
 #[inline]
@@ -161,6 +185,7 @@ impl Core {
             n: Counters::default(),
             breach: Vec::new(),
             run_rows: Vec::new(),
+            runs: Vec::new(),
         };
         core.install(set);
         core
@@ -217,7 +242,27 @@ impl Core {
         if !self.thr.is_empty() {
             self.prepass(v);
         }
-        let mut prev: Option<(&[u8], u32)> = None;
+        self.resolve_runs(v);
+        let runs = std::mem::take(&mut self.runs);
+        for (k, run) in runs.iter().enumerate() {
+            // The state of runs ahead is likely out of cache at scale: ask for it early.
+            if let Some(ahead) = runs.get(k + 4) {
+                prefetch(&self.ships.slots[ahead.slot as usize]);
+            }
+            if let Some(ahead) = runs.get(k + 2) {
+                let ring = self.ships.slots[ahead.slot as usize].ring;
+                self.rings.prefetch(ring);
+            }
+            self.process_run(v, run, out);
+        }
+        self.runs = runs;
+    }
+
+    /// Split `v` into runs of consecutive valid rows of one shipment and find each run's
+    /// slot. The lookups are independent of each other, so their cache misses overlap.
+    /// Slots are created in first-seen order, as a row-at-a-time pass would.
+    fn resolve_runs(&mut self, v: &BatchView<'_>) {
+        self.runs.clear();
         let mut i = 0;
         while i < v.len {
             if v.rejected.is_some_and(|r| r[i] != 0) {
@@ -225,25 +270,35 @@ impl Core {
                 continue;
             }
             let key = v.shipment.get(i);
-            let slot = match prev {
-                Some((k, s)) if same_key(k, key) => s,
-                _ => self.ships.slot(key),
-            };
-            prev = Some((key, slot));
+            let mut end = i + 1;
+            while end < v.len
+                && v.rejected.is_none_or(|r| r[end] == 0)
+                && same_key(v.shipment.get(end), key)
+            {
+                end += 1;
+            }
+            let slot = self.ships.slot(key);
+            self.runs.push(Run {
+                start: i as u32,
+                end: end as u32,
+                slot,
+            });
+            i = end;
+        }
+    }
+
+    fn process_run(&mut self, v: &BatchView<'_>, run: &Run, out: &mut Vec<Alert>) {
+        let (mut i, end, slot) = (run.start as usize, run.end as usize, run.slot);
+        while i < end {
             let ts = v.ts[i];
             match Kind::from_u8(v.kind.get(i)) {
                 Some(Kind::Sensor) => {
-                    // A gateway uploads bursts: take the run of this shipment's readings at once.
-                    let mut end = i + 1;
-                    while end < v.len
-                        && v.kind.get(end) == Kind::Sensor as u8
-                        && v.rejected.is_none_or(|r| r[end] == 0)
-                        && same_key(v.shipment.get(end), key)
-                    {
-                        end += 1;
+                    let mut stop = i + 1;
+                    while stop < end && v.kind.get(stop) == Kind::Sensor as u8 {
+                        stop += 1;
                     }
-                    self.on_sensor_run(v, i, end, slot, out);
-                    i = end;
+                    self.on_sensor_run(v, i, stop, slot, out);
+                    i = stop;
                     continue;
                 }
                 Some(Kind::Scan) => self.on_scan(v, i, slot, ts, out),

@@ -96,6 +96,18 @@ impl Rings {
         &mut self.chunks[id as usize / CHUNK][k * stride..(k + 1) * stride]
     }
 
+    /// Ask for `ring`'s cache lines ahead of use.
+    #[inline]
+    pub fn prefetch(&self, ring: u32) {
+        if ring == NO_RING || self.layout.is_off() {
+            return;
+        }
+        let r = self.ring(ring);
+        for line in r.chunks(16) {
+            super::core::prefetch(&line[0]);
+        }
+    }
+
     #[cold]
     fn alloc(&mut self, ts: i64) -> u32 {
         let id = self.count;
