@@ -138,6 +138,45 @@ pub(super) struct Core {
     run_rows: Vec<u32>,
     /// Runs of the current batch (scratch).
     runs: Vec<Run>,
+    /// Ring columns that need materialising: Arrow nulls or absent metrics as NaN (scratch).
+    ring_fill: Vec<Vec<f64>>,
+}
+
+/// The watched metrics of a batch in ring-column order, one plain slice each (NaN = absent).
+pub(super) type Cols<'a> = [&'a [f64]; N_METRICS];
+
+/// Borrow each watched metric column as a plain slice. Columns with Arrow nulls, and metrics
+/// the batch lacks, are materialised once per batch into `fill` so the per-row read is one load.
+fn ring_columns<'a>(
+    v: &BatchView<'a>,
+    metric_of: &[u8; N_METRICS],
+    width: usize,
+    fill: &'a mut Vec<Vec<f64>>,
+) -> Cols<'a> {
+    fill.resize_with(N_METRICS, Vec::new);
+    let mut cols: Cols<'a> = [&[]; N_METRICS];
+    let mut owned: [Option<usize>; N_METRICS] = [None; N_METRICS];
+    for c in 0..width {
+        match v.metrics[metric_of[c] as usize] {
+            Some(col) if col.valid.is_none() => cols[c] = &col.values[..v.len],
+            col => {
+                let buf = &mut fill[c];
+                buf.clear();
+                match col {
+                    Some(col) => buf.extend((0..v.len).map(|i| col.get(i))),
+                    None => buf.resize(v.len, f64::NAN),
+                }
+                owned[c] = Some(c);
+            }
+        }
+    }
+    let fill: &'a Vec<Vec<f64>> = fill;
+    for c in 0..width {
+        if let Some(k) = owned[c] {
+            cols[c] = &fill[k];
+        }
+    }
+    cols
 }
 
 /// Consecutive valid rows `start..end` of one shipment.
@@ -186,6 +225,7 @@ impl Core {
             breach: Vec::new(),
             run_rows: Vec::new(),
             runs: Vec::new(),
+            ring_fill: Vec::new(),
         };
         core.install(set);
         core
@@ -244,6 +284,13 @@ impl Core {
         }
         self.resolve_runs(v);
         let runs = std::mem::take(&mut self.runs);
+        let mut fill = std::mem::take(&mut self.ring_fill);
+        let cols = ring_columns(
+            v,
+            &self.rings.layout.metric_of,
+            self.rings.layout.width,
+            &mut fill,
+        );
         for (k, run) in runs.iter().enumerate() {
             // The state of runs ahead is likely out of cache at scale: ask for it early.
             if let Some(ahead) = runs.get(k + 4) {
@@ -253,9 +300,10 @@ impl Core {
                 let ring = self.ships.slots[ahead.slot as usize].ring;
                 self.rings.prefetch(ring);
             }
-            self.process_run(v, run, out);
+            self.process_run(v, &cols, run, out);
         }
         self.runs = runs;
+        self.ring_fill = fill;
     }
 
     /// Split `v` into runs of consecutive valid rows of one shipment and find each run's
@@ -287,7 +335,7 @@ impl Core {
         }
     }
 
-    fn process_run(&mut self, v: &BatchView<'_>, run: &Run, out: &mut Vec<Alert>) {
+    fn process_run(&mut self, v: &BatchView<'_>, cols: &Cols<'_>, run: &Run, out: &mut Vec<Alert>) {
         let (mut i, end, slot) = (run.start as usize, run.end as usize, run.slot);
         while i < end {
             let ts = v.ts[i];
@@ -297,7 +345,7 @@ impl Core {
                     while stop < end && v.kind.get(stop) == Kind::Sensor as u8 {
                         stop += 1;
                     }
-                    self.on_sensor_run(v, i, stop, slot, out);
+                    self.on_sensor_run(v, cols, i, stop, slot, out);
                     i = stop;
                     continue;
                 }
@@ -359,6 +407,7 @@ impl Core {
     fn on_sensor_run(
         &mut self,
         v: &BatchView<'_>,
+        cols: &Cols<'_>,
         start: usize,
         end: usize,
         slot: u32,
@@ -370,7 +419,7 @@ impl Core {
                 && self.breach[start..end].iter().all(|&b| b == 0));
         if !quiet {
             for i in start..end {
-                self.on_sensor(v, i, slot, out);
+                self.on_sensor(v, cols, i, slot, out);
             }
             return;
         }
@@ -390,11 +439,8 @@ impl Core {
         if self.rings.layout.is_off() {
             return;
         }
-        let metrics = &v.metrics;
-        let metric_of = self.rings.layout.metric_of;
         let width = self.rings.layout.width;
-        let value =
-            |c: usize, i: usize| metrics[metric_of[c] as usize].map_or(f64::NAN, |col| col.get(i));
+        let value = |c: usize, i: usize| cols[c][i];
         // Walk back to the first row whose reading can still be in the ring; exact duplicates
         // of the previous row take no place in it.
         let rows = &self.run_rows;
@@ -408,13 +454,18 @@ impl Core {
                 && (0..width).all(|c| value(c, i).to_bits() == value(c, p).to_bits());
             kept += usize::from(!dup);
         }
-        for &i in &rows[first..] {
-            let i = i as usize;
-            self.rings.push(&mut s.ring, v.ts[i], |c| value(c, i));
-        }
+        self.rings
+            .push_rows(&mut s.ring, &rows[first..], v.ts, cols);
     }
 
-    fn on_sensor(&mut self, v: &BatchView<'_>, i: usize, slot: u32, out: &mut Vec<Alert>) {
+    fn on_sensor(
+        &mut self,
+        v: &BatchView<'_>,
+        cols: &Cols<'_>,
+        i: usize,
+        slot: u32,
+        out: &mut Vec<Alert>,
+    ) {
         let kind = Kind::Sensor as usize;
         let ts = v.ts[i];
         let s = &mut self.ships.slots[slot as usize];
@@ -424,11 +475,7 @@ impl Core {
         }
         self.n.accepted += 1;
         s.last_ts[kind] = ts;
-        let metrics = &v.metrics;
-        let metric_of = self.rings.layout.metric_of;
-        self.rings.push(&mut s.ring, ts, |c| {
-            metrics[metric_of[c] as usize].map_or(f64::NAN, |col| col.get(i))
-        });
+        self.rings.push(&mut s.ring, ts, |c| cols[c][i]);
         if self.breach[i] != 0 || s.thr_active != 0 {
             self.eval_thresholds(v, i, slot, ts, out);
         }

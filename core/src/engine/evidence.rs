@@ -7,6 +7,7 @@
 //! back through their shortest decimal form, so `3.47` comes back as `3.47`.
 
 use super::alert::Reading;
+use super::core::Cols;
 use super::state::NO_RING;
 use crate::event::N_METRICS;
 
@@ -159,6 +160,59 @@ impl Rings {
         }
         let head = if head + 1 == cap { 0 } else { head + 1 };
         r[2] = (((len + 1).min(cap) as u32) << 16) | head as u32;
+    }
+
+    /// Record the readings at `rows` (in order) in `ring`: the same as calling [`push`] for
+    /// each row, with the ring's bookkeeping done once per run instead of once per reading.
+    pub fn push_rows(&mut self, ring: &mut u32, rows: &[u32], ts: &[i64], cols: &Cols<'_>) {
+        let (Some(&first), Some(&last)) = (rows.first(), rows.last()) else {
+            return;
+        };
+        if self.layout.is_off() {
+            return;
+        }
+        if *ring == NO_RING {
+            *ring = self.alloc(ts[first as usize]);
+        }
+        let (cap, width) = (self.layout.cap, self.layout.width);
+        let entry = width + 1;
+        let r = self.ring_mut(*ring);
+        let base = base_of(r);
+        if ts[last as usize] - base > i64::from(u32::MAX) {
+            return self.push_rows_slowly(ring, rows, ts, cols);
+        }
+        let (mut len, mut head) = ((r[2] >> 16) as usize, (r[2] & 0xffff) as usize);
+        let newest = if head == 0 { cap - 1 } else { head - 1 };
+        let mut prev = (len > 0).then_some(HEADER + newest * entry);
+        for &i in rows {
+            let i = i as usize;
+            let delta = (ts[i] - base) as u32;
+            // An exact duplicate (at-least-once redelivery) is not a second reading.
+            if let Some(p) = prev {
+                if r[p] == delta
+                    && (0..width).all(|c| r[p + 1 + c] == (cols[c][i] as f32).to_bits())
+                {
+                    continue;
+                }
+            }
+            let e = HEADER + head * entry;
+            r[e] = delta;
+            for c in 0..width {
+                r[e + 1 + c] = (cols[c][i] as f32).to_bits();
+            }
+            prev = Some(e);
+            head = if head + 1 == cap { 0 } else { head + 1 };
+            len = (len + 1).min(cap);
+        }
+        r[2] = ((len as u32) << 16) | head as u32;
+    }
+
+    #[cold]
+    fn push_rows_slowly(&mut self, ring: &mut u32, rows: &[u32], ts: &[i64], cols: &Cols<'_>) {
+        for &i in rows {
+            let i = i as usize;
+            self.push(ring, ts[i], |c| cols[c][i]);
+        }
     }
 
     /// Up to `n` of the newest readings in `ring` that carry metric `m`, oldest first.
