@@ -100,7 +100,14 @@ impl Engine {
             Format::Arrow => match event::arrow::read_ipc(input) {
                 Ok(batches) => {
                     for rb in &batches {
+                        let first = dead.len();
                         self.process_record_batch(rb, default_kind, out, dead);
+                        // A batch rejected whole carries the bytes it came in.
+                        for d in &mut dead[first..] {
+                            if d.raw.is_empty() {
+                                d.raw = input.to_vec();
+                            }
+                        }
                     }
                 }
                 Err(d) => {
@@ -128,8 +135,12 @@ impl Engine {
                     self.rejected[d.reason as usize] += 1;
                 }
             }
-            Err(d) => {
+            Err(mut d) => {
                 self.rejected[d.reason as usize] += 1;
+                if d.raw.is_empty() {
+                    // No input bytes to hand back: keep the batch itself, as an IPC stream.
+                    let _ = event::arrow::try_write_ipc(std::slice::from_ref(rb), &mut d.raw);
+                }
                 dead.push(d);
             }
         }

@@ -1,0 +1,71 @@
+//! Evaluation throughput on the simulated feed (`sim::Simulator`) with the example rule set:
+//! generates the feed into 64k-event batches first, then times one engine over all of them.
+//! `cargo run --release --example profile_sim -- [shipments] [events] [repeats]`
+
+use std::time::Instant;
+use streamguard_core::event::EventBatch;
+use streamguard_core::sim::{SimConfig, Simulator};
+use streamguard_core::{Engine, RuleSet};
+
+fn main() {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let shipments = args.first().copied().unwrap_or(100_000);
+    let events = args.get(1).copied().unwrap_or(2_000_000);
+    let repeats = args.get(2).copied().unwrap_or(3) as usize;
+    let mut sim = Simulator::new(SimConfig {
+        shipments,
+        events,
+        ..SimConfig::default()
+    });
+    let (mut batches, mut invalid) = (Vec::new(), Vec::new());
+    loop {
+        let mut b = EventBatch::default();
+        if sim.next_batch(65_536, &mut b, &mut invalid) == 0 {
+            break;
+        }
+        batches.push(b);
+    }
+    let n: usize = batches.iter().map(EventBatch::len).sum();
+    let rules = RuleSet::parse(streamguard_core::sim::example_rules().as_bytes()).expect("rules");
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..repeats {
+        let mut engine = Engine::new(rules.clone());
+        let mut out = Vec::new();
+        let mut alerts = 0;
+        let mut by_rule = std::collections::BTreeMap::new();
+        let t = Instant::now();
+        for b in &batches {
+            engine.process_view(&b.view(), &mut out);
+            alerts += out.len();
+            if std::env::var("COUNT").is_ok() {
+                for a in &out {
+                    *by_rule
+                        .entry((a.rule.to_string(), a.state.as_str()))
+                        .or_insert(0u64) += 1;
+                }
+            }
+            out.clear();
+        }
+        times.push(t.elapsed().as_secs_f64());
+        if !by_rule.is_empty() {
+            eprintln!("{by_rule:#?}");
+        }
+        last = Some((engine.stats(), alerts));
+    }
+    times.sort_by(f64::total_cmp);
+    let rate = |s: f64| n as f64 / s / 1e6;
+    if let Some((st, alerts)) = last {
+        println!(
+            "{n} events, {} shipments: median {:.1} M/s (min {:.1}, max {:.1}), {alerts} alerts, {} bytes/shipment",
+            st.shipments,
+            rate(times[times.len() / 2]),
+            rate(times[times.len() - 1]),
+            rate(times[0]),
+            st.state_bytes / st.shipments.max(1),
+        );
+    }
+}
