@@ -140,7 +140,7 @@ fn a_wrong_arrow_schema_is_dead_lettered_with_its_bytes() {
     ])
     .expect("batch");
     let mut bytes = Vec::new();
-    arrow::write_ipc(&[rb.clone()], &mut bytes);
+    arrow::write_ipc(std::slice::from_ref(&rb), &mut bytes);
     let mut engine = Engine::new(RuleSet::parse(RULES.as_bytes()).expect("rules"));
     let (mut out, mut dead) = (Vec::new(), Vec::new());
     engine.process_bytes(
