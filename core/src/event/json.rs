@@ -11,6 +11,7 @@
 //! input (there is no safe place to resume inside it), undoing any element already decoded.
 
 mod encode;
+mod fast;
 mod fields;
 pub(crate) mod scan;
 
@@ -139,6 +140,9 @@ fn object_event<'a>(
     dead: &mut Vec<DeadLetter>,
 ) -> Result<(), SyntaxError> {
     let start = lx.i;
+    if fast::object(lx, default_kind, out) {
+        return Ok(());
+    }
     *f = Fields::default();
     f.parse(lx)?;
     let mut ship_buf = [0u8; 64];

@@ -3,7 +3,7 @@
 
 mod engine;
 mod errors;
-// mod sim;
+mod sim;
 
 use pyo3::prelude::*;
 
@@ -14,8 +14,8 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<engine::PyEngine>()?;
-    //    m.add_class::<sim::PySimulator>()?;
-    //    m.add_function(wrap_pyfunction!(sim::example_rules, m)?)?;
-    //    m.add_function(wrap_pyfunction!(sim::convert, m)?)?;
+    m.add_class::<sim::PySimulator>()?;
+    m.add_function(wrap_pyfunction!(sim::example_rules, m)?)?;
+    m.add_function(wrap_pyfunction!(sim::convert, m)?)?;
     Ok(())
 }

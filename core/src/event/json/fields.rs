@@ -37,7 +37,7 @@ const SIGNER: usize = 23;
 /// The id of a known top-level field: a guess from (length, first byte), then one compare,
 /// instead of comparing the key with every name.
 #[inline]
-fn field_id(key: &[u8]) -> Option<usize> {
+pub(super) fn field_id(key: &[u8]) -> Option<usize> {
     let (&first, &last) = (key.first()?, key.last()?);
     let id = match (key.len(), first) {
         (2, b't') => 2,

@@ -68,7 +68,7 @@ const HI: u64 = 0x8080_8080_8080_8080;
 /// The first byte at or after `i` that a string scan must stop at (see [`STOP`]), or `b.len()`.
 /// Eight bytes at a time: each test below is exact for its lowest match, which is all we use.
 #[inline(always)]
-fn find_stop(b: &[u8], mut i: usize) -> usize {
+pub(super) fn find_stop(b: &[u8], mut i: usize) -> usize {
     let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
     while let Some(chunk) = b.get(i..i + 8) {
         let mut a = [0u8; 8];
@@ -488,7 +488,7 @@ pub fn parse_i64(raw: &[u8]) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
-static POW10: [f64; 23] = [
+pub(super) static POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];

@@ -1,0 +1,69 @@
+"""StreamGuard's exceptions: one class per kind of error the Rust engine reports.
+
+The extension raises these classes directly (it imports this module), so callers can catch
+:class:`StreamGuardError` for everything, or one subclass for one kind:
+
+====================  ==========================================================
+``DecodeError``       input that cannot be decoded as a whole (e.g. an unreadable
+                      Arrow stream, a record batch with the wrong schema)
+``RuleError``         an invalid rule set; ``.rule`` and ``.field`` say where
+``ConfigError``       a bad argument (unknown format name, bad option)
+``StoreError``        storage (ClickHouse) failures — reserved for the store layer
+``StreamGuardIOError`` reading or writing a file; also an :class:`OSError`
+====================  ==========================================================
+
+Single bad *events* are not exceptions: they are counted and returned as dead letters.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DecodeError",
+    "RuleError",
+    "StoreError",
+    "StreamGuardError",
+    "StreamGuardIOError",
+]
+
+
+class StreamGuardError(Exception):
+    """Base class of every error StreamGuard raises."""
+
+
+class DecodeError(StreamGuardError):
+    """Input that cannot be decoded as a whole (a single bad event is a dead letter instead)."""
+
+
+class RuleError(StreamGuardError):
+    """An invalid rule set. The whole set is rejected; a running engine keeps its old rules.
+
+    ``rule`` is the offending rule's id (or ``rules[i]`` when it has none, ``None`` for a
+    top-level field such as ``lateness_ms``); ``field`` names the field.
+    """
+
+    def __init__(self, message: str, *, rule: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.rule = rule
+        self.field = field
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only attributes survive pickling (multiprocessing, logging handlers).
+        return (_rebuild_rule_error, (self.message, self.rule, self.field))
+
+
+def _rebuild_rule_error(message: str, rule: str | None, field: str | None) -> RuleError:
+    return RuleError(message, rule=rule, field=field)
+
+
+class ConfigError(StreamGuardError, ValueError):
+    """A bad argument: unknown format or kind name, an option out of range."""
+
+
+class StoreError(StreamGuardError):
+    """Storage failures (ClickHouse). Reserved: raised by the store layer, not by the engine."""
+
+
+class StreamGuardIOError(StreamGuardError, OSError):
+    """Reading or writing a file failed. Also an :class:`OSError`, so ``except OSError`` works."""
