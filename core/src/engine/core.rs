@@ -9,8 +9,6 @@ use super::evidence::{Layout, Rings};
 use super::state::{Interner, Ship, Ships};
 use crate::event::{BatchView, Kind, Metric, NONE_U8, N_METRICS};
 use crate::rules::{Filter, Op, Rule, RuleKind, RuleSet, Severity};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 /// A rule's `where`, with carriers interned.
@@ -104,9 +102,6 @@ pub(super) struct Episode {
     pub peak: f64,
 }
 
-/// A dwell deadline: (deadline, slot, dwell rule index). Ties fire in slot then rule order.
-pub(super) type Timer = Reverse<(i64, u32, u8)>;
-
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Counters {
     pub accepted: u64,
@@ -126,7 +121,7 @@ pub(super) struct Core {
     /// Non-idle threshold episodes by `slot << 8 | threshold index`.
     pub episodes: hashbrown::HashMap<u64, Episode, foldhash::fast::FixedState>,
     pub rings: Rings,
-    pub timers: BinaryHeap<Timer>,
+    pub timers: super::timers::Timers,
     /// Timers in the heap that can still fire (the rest are stale, dropped lazily).
     pub live_timers: usize,
     pub max_scan_ts: i64,
@@ -217,7 +212,7 @@ impl Core {
             locations: Interner::default(),
             episodes: Default::default(),
             rings: Rings::new(Layout::new(0, [false; N_METRICS])),
-            timers: BinaryHeap::new(),
+            timers: Default::default(),
             live_timers: 0,
             max_scan_ts: i64::MIN,
             watermark: i64::MIN,
@@ -272,7 +267,7 @@ impl Core {
         self.ships.bytes()
             + self.rings.bytes()
             + self.episodes.capacity() * (8 + std::mem::size_of::<Episode>() + 1)
-            + self.timers.capacity() * std::mem::size_of::<Timer>()
+            + self.timers.bytes()
             + self.carriers.bytes()
             + self.locations.bytes()
     }
@@ -491,7 +486,12 @@ impl Core {
         state: AlertState,
         ts: i64,
     ) -> Alert {
-        let shipment = String::from_utf8_lossy(self.ships.key(slot)).into_owned();
+        // Keys are validated printable ASCII, so the lossy path never runs.
+        let key = self.ships.key(slot);
+        let shipment = match std::str::from_utf8(key) {
+            Ok(k) => k.to_owned(),
+            Err(_) => String::from_utf8_lossy(key).into_owned(),
+        };
         let s = &self.ships.slots[slot as usize];
         let carrier = match (s.seen_carrier, s.attr_carrier) {
             (0, 0) => None,

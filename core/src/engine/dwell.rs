@@ -5,14 +5,13 @@
 //!
 //! Only the last accepted scan of a shipment can be armed, so per (shipment, rule) the state is
 //! two bits (armed, fired) and the deadline is `last scan ts + for_ms`. Deadlines wait in a
-//! min-heap; entries made stale by a newer scan are skipped when popped and swept when the
-//! heap grows to twice its live size.
+//! calendar queue (`timers.rs`); entries made stale by a newer scan are skipped when popped,
+//! and swept when the queue grows to twice its live size.
 
 use super::alert::{Alert, AlertState, Evidence, ScanEvidence};
 use super::core::Core;
 use crate::event::{BatchView, Kind, Status, NONE_U8};
 use crate::rules::RuleKind;
-use std::cmp::Reverse;
 
 impl Core {
     pub(super) fn on_scan(
@@ -54,7 +53,7 @@ impl Core {
             if d.statuses & (1u16 << (status & 15)) != 0 && status < 16 && d.head.filter.matches(s)
             {
                 armed |= 1 << j;
-                self.timers.push(Reverse((ts + d.for_ms, slot, j as u8)));
+                self.timers.push((ts + d.for_ms, slot, j as u8));
                 self.live_timers += 1;
             }
         }
@@ -101,11 +100,7 @@ impl Core {
         if w > self.watermark {
             self.watermark = w;
         }
-        while let Some(&Reverse((deadline, slot, j))) = self.timers.peek() {
-            if deadline > self.watermark {
-                break;
-            }
-            self.timers.pop();
+        while let Some((deadline, slot, j)) = self.timers.pop_due(self.watermark) {
             let j = j as usize;
             if self.timer_live(deadline, slot, j) {
                 self.ships.slots[slot as usize].dwell_fired |= 1 << j;
@@ -129,7 +124,7 @@ impl Core {
     #[cold]
     fn sweep_timers(&mut self) {
         let mut timers = std::mem::take(&mut self.timers);
-        timers.retain(|&Reverse((d, slot, j))| self.timer_live(d, slot, j as usize));
+        timers.retain(|&(d, slot, j)| self.timer_live(d, slot, j as usize));
         self.timers = timers;
     }
 

@@ -11,6 +11,7 @@ mod evidence;
 mod reload;
 mod state;
 mod threshold;
+mod timers;
 
 use crate::event::arrow::ArrowScratch;
 use crate::event::{self, BatchView, DeadLetter, EventBatch, Format, Kind, Reason};

@@ -3,7 +3,6 @@
 //! removed rules drop their state.
 
 use super::core::{episode_key, Core, Head};
-use std::cmp::Reverse;
 use std::sync::Arc;
 
 /// For each old rule index, its index in the new table if the rule is unchanged.
@@ -60,7 +59,7 @@ impl Core {
             for (j, d) in dwell.iter().enumerate() {
                 if pending & (1 << j) != 0 {
                     let deadline = s.last_ts[crate::event::Kind::Scan as usize] + d.for_ms;
-                    self.timers.push(Reverse((deadline, slot as u32, j as u8)));
+                    self.timers.push((deadline, slot as u32, j as u8));
                     self.live_timers += 1;
                 }
             }

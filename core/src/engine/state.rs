@@ -126,18 +126,18 @@ impl Ships {
 }
 
 /// Interns small strings (carriers, locations) to integer ids; id 0 is the empty string.
+/// Looked up by bytes, so the per-scan path does no UTF-8 check; decoders only hand out UTF-8.
 pub struct Interner {
     names: Vec<Arc<str>>,
-    ids: hashbrown::HashMap<Arc<str>, u32, foldhash::fast::FixedState>,
+    ids: hashbrown::HashMap<Box<[u8]>, u32, foldhash::fast::FixedState>,
 }
 
 impl Default for Interner {
     fn default() -> Self {
-        let empty: Arc<str> = Arc::from("");
         let mut ids = hashbrown::HashMap::default();
-        ids.insert(empty.clone(), 0);
+        ids.insert(Box::from(&b""[..]), 0);
         Interner {
-            names: vec![empty],
+            names: vec![Arc::from("")],
             ids,
         }
     }
@@ -149,25 +149,17 @@ impl Interner {
         if s.is_empty() {
             return 0;
         }
-        // Decoders only hand out UTF-8; lossy keeps this total anyway.
-        match std::str::from_utf8(s) {
-            Ok(text) => match self.ids.get(text) {
-                Some(&id) => id,
-                None => self.add(text),
-            },
-            Err(_) => self.add(&String::from_utf8_lossy(s)),
+        match self.ids.get(s) {
+            Some(&id) => id,
+            None => self.add(s),
         }
     }
 
     #[cold]
-    fn add(&mut self, text: &str) -> u32 {
-        if let Some(&id) = self.ids.get(text) {
-            return id;
-        }
+    fn add(&mut self, s: &[u8]) -> u32 {
         let id = self.names.len() as u32;
-        let name: Arc<str> = Arc::from(text);
-        self.names.push(name.clone());
-        self.ids.insert(name, id);
+        self.names.push(Arc::from(String::from_utf8_lossy(s)));
+        self.ids.insert(Box::from(s), id);
         id
     }
 
@@ -176,6 +168,6 @@ impl Interner {
     }
 
     pub fn bytes(&self) -> usize {
-        self.names.iter().map(|n| n.len() + 16).sum::<usize>() + self.ids.capacity() * 20
+        self.names.iter().map(|n| 2 * n.len() + 32).sum::<usize>() + self.ids.capacity() * 21
     }
 }
