@@ -122,8 +122,6 @@ pub(super) struct Core {
     pub episodes: hashbrown::HashMap<u64, Episode, foldhash::fast::FixedState>,
     pub rings: Rings,
     pub timers: super::timers::Timers,
-    /// Timers in the heap that can still fire (the rest are stale, dropped lazily).
-    pub live_timers: usize,
     pub max_scan_ts: i64,
     pub watermark: i64,
     pub n: Counters,
@@ -213,7 +211,6 @@ impl Core {
             episodes: Default::default(),
             rings: Rings::new(Layout::new(0, [false; N_METRICS])),
             timers: Default::default(),
-            live_timers: 0,
             max_scan_ts: i64::MIN,
             watermark: i64::MIN,
             n: Counters::default(),
@@ -536,7 +533,7 @@ fn or_marks(marks: &mut [u8], vals: &[f64], test: impl Fn(f64) -> bool) {
 
 /// Shipment keys are short (≤ 64 bytes, typically 12–16): compare inline, not via `bcmp`.
 #[inline(always)]
-fn same_key(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_key(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

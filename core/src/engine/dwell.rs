@@ -5,8 +5,8 @@
 //!
 //! Only the last accepted scan of a shipment can be armed, so per (shipment, rule) the state is
 //! two bits (armed, fired) and the deadline is `last scan ts + for_ms`. Deadlines wait in a
-//! calendar queue (`timers.rs`); entries made stale by a newer scan are skipped when popped,
-//! and swept when the queue grows to twice its live size.
+//! calendar queue (`timers.rs`), at most one per (shipment, rule): a newer scan only updates
+//! the slot, and the queued deadline is moved forward when it comes due.
 
 use super::alert::{Alert, AlertState, Evidence, ScanEvidence};
 use super::core::Core;
@@ -53,8 +53,12 @@ impl Core {
             if d.statuses & (1u16 << (status & 15)) != 0 && status < 16 && d.head.filter.matches(s)
             {
                 armed |= 1 << j;
-                self.timers.push((ts + d.for_ms, slot, j as u8));
-                self.live_timers += 1;
+                // One queued deadline per (shipment, rule): an earlier one still waiting is
+                // moved to this deadline when it comes due (see `advance`).
+                if s.dwell_queued & (1 << j) == 0 {
+                    s.dwell_queued |= 1 << j;
+                    self.timers.push((ts + d.for_ms, slot, j as u8));
+                }
             }
         }
         s.dwell_armed = armed;
@@ -82,12 +86,9 @@ impl Core {
                     AlertState::Retracted
                 };
                 self.emit_dwell(j, slot, state, ts, out);
-            } else {
-                self.live_timers -= 1;
-                if ts > deadline {
-                    self.emit_dwell(j, slot, AlertState::Firing, deadline, out);
-                    self.emit_dwell(j, slot, AlertState::Resolved, ts, out);
-                }
+            } else if ts > deadline {
+                self.emit_dwell(j, slot, AlertState::Firing, deadline, out);
+                self.emit_dwell(j, slot, AlertState::Resolved, ts, out);
             }
         }
         let s = &mut self.ships.slots[slot as usize];
@@ -96,36 +97,32 @@ impl Core {
     }
 
     /// Raise the watermark to `w` (it never goes back) and fire the dwell deadlines it passed.
+    ///
+    /// A queued deadline may be older than its rule's current one (a later scan re-armed the
+    /// rule): it is then queued again at the current deadline. Deadlines only move forward, so
+    /// this fires in exactly the (deadline, slot, rule) order of a queue holding only current
+    /// deadlines, without ever holding stale ones.
     pub(super) fn advance(&mut self, w: i64, out: &mut Vec<Alert>) {
         if w > self.watermark {
             self.watermark = w;
         }
         while let Some((deadline, slot, j)) = self.timers.pop_due(self.watermark) {
-            let j = j as usize;
-            if self.timer_live(deadline, slot, j) {
-                self.ships.slots[slot as usize].dwell_fired |= 1 << j;
-                self.live_timers -= 1;
-                self.emit_dwell(j, slot, AlertState::Firing, deadline, out);
+            let (j8, j) = (j, j as usize);
+            let bit = 1u64 << j;
+            let s = &mut self.ships.slots[slot as usize];
+            if s.dwell_armed & bit == 0 || s.dwell_fired & bit != 0 {
+                s.dwell_queued &= !bit;
+                continue;
             }
+            let current = s.last_ts[Kind::Scan as usize] + self.dwell[j].for_ms;
+            if current != deadline {
+                self.timers.push((current, slot, j8));
+                continue;
+            }
+            s.dwell_queued &= !bit;
+            s.dwell_fired |= bit;
+            self.emit_dwell(j, slot, AlertState::Firing, deadline, out);
         }
-        if self.timers.len() > 2 * self.live_timers + 4096 {
-            self.sweep_timers();
-        }
-    }
-
-    fn timer_live(&self, deadline: i64, slot: u32, j: usize) -> bool {
-        let s = &self.ships.slots[slot as usize];
-        let bit = 1u64 << j;
-        s.dwell_armed & bit != 0
-            && s.dwell_fired & bit == 0
-            && s.last_ts[Kind::Scan as usize] + self.dwell[j].for_ms == deadline
-    }
-
-    #[cold]
-    fn sweep_timers(&mut self) {
-        let mut timers = std::mem::take(&mut self.timers);
-        timers.retain(|&(d, slot, j)| self.timer_live(d, slot, j as usize));
-        self.timers = timers;
     }
 
     fn emit_dwell(

@@ -50,17 +50,16 @@ impl Core {
         self.episodes = kept;
 
         self.timers.clear();
-        self.live_timers = 0;
         for (slot, s) in self.ships.slots.iter_mut().enumerate() {
             s.thr_active = remap(s.thr_active, &thr_map);
             s.dwell_armed = remap(s.dwell_armed, &dwell_map);
             s.dwell_fired = remap(s.dwell_fired, &dwell_map);
             let pending = s.dwell_armed & !s.dwell_fired;
+            s.dwell_queued = pending;
             for (j, d) in dwell.iter().enumerate() {
                 if pending & (1 << j) != 0 {
                     let deadline = s.last_ts[crate::event::Kind::Scan as usize] + d.for_ms;
                     self.timers.push((deadline, slot as u32, j as u8));
-                    self.live_timers += 1;
                 }
             }
         }

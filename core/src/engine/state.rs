@@ -1,7 +1,7 @@
 //! Keyed per-shipment state in compact memory.
 //!
 //! A shipment is a `u32` slot: its key bytes live in one arena, the hash table stores only slot
-//! numbers, and the per-slot record ([`Ship`]) is a fixed 72-byte struct. Threshold episodes
+//! numbers, and the per-slot record ([`Ship`]) is a fixed 80-byte struct. Threshold episodes
 //! and dwell alerts that are not idle are a bit each in the record; the rare non-idle episode
 //! details live in a side map, so an idle shipment costs nothing per rule.
 
@@ -26,6 +26,8 @@ pub struct Ship {
     pub dwell_armed: u64,
     /// Dwell rules whose alert fired on the watermark and awaits the next scan.
     pub dwell_fired: u64,
+    /// Dwell rules with a deadline in the timer queue (at most one per rule).
+    pub dwell_queued: u64,
     pub key_off: u32,
     /// Interned location of the last scan (dwell evidence).
     pub last_location: u32,
@@ -53,6 +55,7 @@ impl Ship {
             thr_active: 0,
             dwell_armed: 0,
             dwell_fired: 0,
+            dwell_queued: 0,
             key_off,
             last_location: 0,
             ring: NO_RING,
@@ -90,7 +93,10 @@ impl Ships {
         let (slots, keys) = (&self.slots, &self.keys);
         let eq = |&s: &u32| {
             let sh = &slots[s as usize];
-            &keys[sh.key_off as usize..sh.key_off as usize + sh.key_len as usize] == key
+            super::core::same_key(
+                &keys[sh.key_off as usize..sh.key_off as usize + sh.key_len as usize],
+                key,
+            )
         };
         if let Some(&s) = self.table.find(hash, eq) {
             return s;

@@ -756,3 +756,147 @@ proptest! {
         prop_assert_eq!(keep(&x), keep(&y));
     }
 }
+
+// ---- reference model of dwell (spec §3.2), as literally as it reads --------------------------
+
+/// Dwell rules as (id, for_ms, statuses) for the reference model and the engine.
+const REF_DWELL: [(&str, i64, &[Status]); 3] = [
+    (
+        "d-short",
+        30,
+        &[Status::PickedUp, Status::InTransit, Status::Exception],
+    ),
+    (
+        "d-long",
+        90,
+        &[
+            Status::InTransit,
+            Status::OutForDelivery,
+            Status::DeliveryFailed,
+        ],
+    ),
+    ("d-exc", 10, &[Status::Exception]),
+];
+
+fn ref_rules(lateness: i64) -> String {
+    let rules: Vec<String> = REF_DWELL
+        .iter()
+        .map(|(id, f, st)| {
+            let st: Vec<String> = st.iter().map(|s| format!("\"{}\"", s.as_str())).collect();
+            format!(
+                r#"{{"id":"{id}","kind":"dwell","for_ms":{f},"severity":"info","statuses":[{}]}}"#,
+                st.join(",")
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"lateness_ms":{lateness},"rules":[{}]}}"#,
+        rules.join(",")
+    )
+}
+
+/// One event at a time, in input order: settle the previous scan's rules, arm, advance W, then
+/// fire every due deadline in (deadline, first-seen shipment, rule) order.
+fn reference_dwell(lateness: i64, events: &[Event]) -> Vec<(String, &'static str, i64)> {
+    struct Ship {
+        order: usize,
+        last: Option<i64>,
+        armed: [bool; 3],
+        fired: [bool; 3],
+    }
+    let mut ships: Vec<(String, Ship)> = Vec::new();
+    let mut out = Vec::new();
+    let (mut max_ts, mut w) = (i64::MIN, i64::MIN);
+    for e in events {
+        let idx = match ships.iter().position(|(k, _)| *k == e.shipment) {
+            Some(i) => i,
+            None => {
+                let order = ships.len();
+                ships.push((
+                    e.shipment.clone(),
+                    Ship {
+                        order,
+                        last: None,
+                        armed: [false; 3],
+                        fired: [false; 3],
+                    },
+                ));
+                order
+            }
+        };
+        let (name, s) = &mut ships[idx];
+        if s.last.is_some_and(|l| e.ts <= l) {
+            continue; // out of order, or equal ts: ignored for dwell
+        }
+        if let Some(since) = s.last {
+            for (j, (id, f, _)) in REF_DWELL.iter().enumerate() {
+                if !s.armed[j] {
+                    continue;
+                }
+                let (aid, deadline) = (format!("{id}:{name}:{since}"), since + f);
+                if s.fired[j] {
+                    out.push((
+                        aid,
+                        if e.ts > deadline {
+                            "resolved"
+                        } else {
+                            "retracted"
+                        },
+                        e.ts,
+                    ));
+                } else if e.ts > deadline {
+                    out.push((aid.clone(), "firing", deadline));
+                    out.push((aid, "resolved", e.ts));
+                }
+            }
+        }
+        s.last = Some(e.ts);
+        let status = e.status.unwrap_or(Status::InfoReceived);
+        s.armed = std::array::from_fn(|j| REF_DWELL[j].2.contains(&status));
+        s.fired = [false; 3];
+        max_ts = max_ts.max(e.ts);
+        w = w.max(max_ts - lateness);
+        let mut due: Vec<(i64, usize, usize, usize)> = Vec::new();
+        for (k, (_, s)) in ships.iter().enumerate() {
+            let Some(since) = s.last else { continue };
+            for (j, (_, f, _)) in REF_DWELL.iter().enumerate() {
+                if s.armed[j] && !s.fired[j] && since + f <= w {
+                    due.push((since + f, s.order, j, k));
+                }
+            }
+        }
+        due.sort();
+        for (deadline, _, j, k) in due {
+            let (name, s) = &mut ships[k];
+            s.fired[j] = true;
+            let since = s.last.unwrap_or_default();
+            out.push((
+                format!("{}:{name}:{since}", REF_DWELL[j].0),
+                "firing",
+                deadline,
+            ));
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn dwell_matches_the_reference_model(
+        steps in prop::collection::vec((0usize..5, -20i64..60, 0usize..9), 1..80),
+        lateness in 0i64..40,
+        chunk in 1usize..9,
+    ) {
+        // Per-shipment clocks that mostly move forward, sometimes back (late or out of order).
+        let mut clock = [T0; 5];
+        let events: Vec<Event> = steps.iter().map(|&(s, step, st)| {
+            clock[s] += step;
+            scan(&format!("P{s}"), clock[s], Status::ALL[st])
+        }).collect();
+        let want = reference_dwell(lateness, &events);
+        let got = run_chunked(&ref_rules(lateness), &events, chunk);
+        prop_assert_eq!(brief(&got), want);
+    }
+}

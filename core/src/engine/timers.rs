@@ -40,6 +40,7 @@ impl Default for Timers {
 }
 
 impl Timers {
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -77,16 +78,6 @@ impl Timers {
                 _ => return None,
             }
         }
-    }
-
-    /// Keep only the timers `live` accepts.
-    pub fn retain(&mut self, mut live: impl FnMut(&Timer) -> bool) {
-        self.near.retain(|Reverse(t)| live(t));
-        self.far.retain(|_, ts| {
-            ts.retain(&mut live);
-            !ts.is_empty()
-        });
-        self.len = self.near.len() + self.far.values().map(Vec::len).sum::<usize>();
     }
 
     pub fn clear(&mut self) {
@@ -132,7 +123,7 @@ mod tests {
             vec![(5, 1, 0), (5, 2, 1), (5, 2, 3), (5, 9, 1), (70_000, 1, 0)]
         );
         assert_eq!(t.len(), 1);
-        t.retain(|x| x.1 != 5);
+        assert_eq!(t.pop_due(i64::MAX), Some((86_400_000, 5, 0)));
         assert_eq!((t.len(), t.pop_due(i64::MAX)), (0, None));
     }
 
