@@ -622,31 +622,8 @@ mod tests {
 
     #[test]
     fn keys_match_by_word_as_by_name() {
-        let names = [
-            "kind",
-            "shipment",
-            "ts",
-            "id",
-            "carrier",
-            "status",
-            "location",
-            "raw_status",
-            "device",
-            "shock_g",
-            "temp_c",
-            "humidity_pct",
-            "tilt_deg",
-            "light_lux",
-            "battery_pct",
-            "lat",
-            "lon",
-            "origin",
-            "dest",
-            "tier",
-            "fragile",
-            "order",
-            "declared_value",
-            "signer",
+        // Every known name, then near misses that must not match.
+        let misses = [
             "",
             "x",
             "tsx",
@@ -658,6 +635,7 @@ mod tests {
             "battery_pct_max",
             "humidity_pct_16b",
         ];
+        let names = super::super::fields::NAMES.iter().chain(&misses);
         // Escapes and control bytes end the fast key match; the general path takes over.
         assert_eq!(key(b"\"ts\\\"x\":1,\"padding_padding\":2}", 1), None);
         assert_eq!(key(b"\"t\x01s\":1,\"padding_padding\":2}", 1), None);

@@ -6,7 +6,7 @@ use crate::event::validate::{self as v, Invalid, Row, Text};
 use crate::event::{Kind, Reason, N_METRICS};
 
 /// Top-level field names; the index is the id [`Fields::slot`] files a value under.
-const NAMES: [&str; 24] = [
+pub(super) const NAMES: [&str; 24] = [
     "kind",
     "shipment",
     "ts",
