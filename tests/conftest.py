@@ -69,6 +69,23 @@ def cli() -> CliRunner:
     return run
 
 
+# The two rules most tests use, as the spec's example writes them.
+SHOCK: dict[str, Any] = {
+    "id": "shock-3g",
+    "kind": "threshold",
+    "metric": "shock_g",
+    "op": "gt",
+    "value": 3.0,
+    "severity": "critical",
+}
+DWELL: dict[str, Any] = {
+    "id": "dwell-2h",
+    "kind": "dwell",
+    "for_ms": 2 * HOUR,
+    "severity": "warning",
+}
+
+
 def ndjson(events: Sequence[dict[str, Any]]) -> bytes:
     return b"".join(json.dumps(e).encode() + b"\n" for e in events)
 

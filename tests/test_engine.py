@@ -6,19 +6,12 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from conftest import HOUR, MIN, T0, assert_alerts, ndjson, rule_set
+from conftest import DWELL, HOUR, MIN, SHOCK, T0, assert_alerts, ndjson, rule_set
 from streamguard import DeadLetter, Engine
 
 RULES = rule_set(
-    {
-        "id": "shock-3g",
-        "kind": "threshold",
-        "metric": "shock_g",
-        "op": "gt",
-        "value": 3.0,
-        "severity": "critical",
-    },
-    {"id": "dwell-2h", "kind": "dwell", "for_ms": 2 * HOUR, "severity": "warning"},
+    SHOCK,
+    DWELL,
     lateness_ms=0,
     version=3,
 )

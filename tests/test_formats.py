@@ -8,7 +8,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from conftest import T0, ndjson
+from conftest import SHOCK, T0, ndjson
 from streamguard import Engine, _core
 from streamguard.sim import Simulator
 
@@ -114,20 +114,7 @@ def test_bad_json_lines_among_good_ones() -> None:
         "bad_shipment": b'{"kind": "scan", "shipment": "", "ts": 1, "status": "IN_TRANSIT"}',
     }
     feed = ndjson(good[:1]) + b"\n".join(bad_lines.values()) + b"\n" + ndjson(good[1:])
-    engine = Engine(
-        {
-            "rules": [
-                {
-                    "id": "shock-3g",
-                    "kind": "threshold",
-                    "metric": "shock_g",
-                    "op": "gt",
-                    "value": 3.0,
-                    "severity": "critical",
-                }
-            ]
-        }
-    )
+    engine = Engine({"rules": [SHOCK]})
     alerts = engine.process_dicts(feed)
     assert [a["id"] for a in alerts] == [f"shock-3g:S1:{T0}"]
     dead = engine.dead_letters

@@ -8,18 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOUR, MIN, T0, assert_alerts, ndjson, rule_set
+from conftest import DWELL, HOUR, MIN, SHOCK, T0, assert_alerts, ndjson, rule_set
 from streamguard import Engine, RuleError
-
-SHOCK = {
-    "id": "shock-3g",
-    "kind": "threshold",
-    "metric": "shock_g",
-    "op": "gt",
-    "value": 3.0,
-    "severity": "critical",
-}
-DWELL = {"id": "dwell-2h", "kind": "dwell", "for_ms": 2 * HOUR, "severity": "warning"}
 
 # (rule set text, rule, field, exact message)
 BAD_RULE_SETS = [

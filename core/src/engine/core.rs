@@ -87,6 +87,12 @@ pub(super) struct ThrRule {
     pub evidence: usize,
 }
 
+impl ThrRule {
+    pub fn metric(&self) -> Metric {
+        Metric::ALL[self.metric]
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(super) struct DwellRule {
     pub head: Head,
@@ -148,7 +154,7 @@ fn ring_columns<'a>(
 ) -> Cols<'a> {
     fill.resize_with(N_METRICS, Vec::new);
     let mut cols: Cols<'a> = [&[]; N_METRICS];
-    let mut owned: [Option<usize>; N_METRICS] = [None; N_METRICS];
+    let mut owned = [false; N_METRICS];
     for c in 0..width {
         match v.metrics[metric_of[c] as usize] {
             Some(col) if col.valid.is_none() => cols[c] = &col.values[..v.len],
@@ -159,15 +165,13 @@ fn ring_columns<'a>(
                     Some(col) => buf.extend((0..v.len).map(|i| col.get(i))),
                     None => buf.resize(v.len, f64::NAN),
                 }
-                owned[c] = Some(c);
+                owned[c] = true;
             }
         }
     }
     let fill: &'a Vec<Vec<f64>> = fill;
-    for c in 0..width {
-        if let Some(k) = owned[c] {
-            cols[c] = &fill[k];
-        }
+    for c in (0..width).filter(|&c| owned[c]) {
+        cols[c] = &fill[c];
     }
     cols
 }
@@ -517,10 +521,6 @@ impl Core {
             duration_ms: None,
             evidence: Evidence::None,
         }
-    }
-
-    pub(super) fn metric_of(t: &ThrRule) -> Metric {
-        Metric::ALL[t.metric]
     }
 }
 

@@ -164,6 +164,8 @@ impl Rings {
 
     /// Record the readings at `rows` (in order) in `ring`: the same as calling [`push`] for
     /// each row, with the ring's bookkeeping done once per run instead of once per reading.
+    /// It repeats `push`'s loop body on purpose: one generic loop serving both measured ~5 %
+    /// more instructions per event on the hot path (callgrind, `profile_eval 2000 4 5`).
     pub fn push_rows(&mut self, ring: &mut u32, rows: &[u32], ts: &[i64], cols: &Cols<'_>) {
         let (Some(&first), Some(&last)) = (rows.first(), rows.last()) else {
             return;

@@ -130,14 +130,8 @@ impl Engine {
         let first_dead = dead.len();
         let view = event::arrow::view(rb, default_kind, &mut self.arrow, dead);
         match view {
-            Ok(view) => {
-                self.core.process(&view, out);
-                for d in &dead[first_dead..] {
-                    self.rejected[d.reason as usize] += 1;
-                }
-            }
+            Ok(view) => self.core.process(&view, out),
             Err(mut d) => {
-                self.rejected[d.reason as usize] += 1;
                 if d.raw.is_empty() {
                     // No input bytes to hand back: keep the batch itself, as an IPC stream.
                     let _ = event::arrow::try_write_ipc(std::slice::from_ref(rb), &mut d.raw);
@@ -145,6 +139,7 @@ impl Engine {
                 dead.push(d);
             }
         }
+        self.count(&dead[first_dead..]);
     }
 
     fn count(&mut self, dead: &[DeadLetter]) {

@@ -83,7 +83,7 @@ impl Core {
                     AlertState::Resolved,
                     ts,
                 );
-                a.metric = Some(Core::metric_of(t));
+                a.metric = Some(t.metric());
                 a.value = Some(x);
                 a.threshold = Some(t.value);
                 a.peak = Some(ep.peak);
@@ -119,7 +119,7 @@ impl Core {
             AlertState::Firing,
             ts,
         );
-        a.metric = Some(Core::metric_of(t));
+        a.metric = Some(t.metric());
         a.value = Some(x);
         a.threshold = Some(t.value);
         let ring = self.ships.slots[slot as usize].ring;
