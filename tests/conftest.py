@@ -1,4 +1,5 @@
-"""Shared fixtures: the example rule set, a small simulated feed, and a CLI runner.
+"""Shared fixtures: the example rule set, a small simulated feed, a CLI runner, and a private
+nats-server (``nats_stack``, see natsfix.py).
 
 Everything runs against the real extension (``make build`` installs it); nothing is mocked.
 """
@@ -8,13 +9,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from natsfix import STACK_CARRIERS, STACK_GATEWAYS, NatsStack
 from streamguard.sim import Simulator, example_rules
+from streamguard.stack import NatsServer
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_RULES = REPO / "examples" / "rules.json"
@@ -69,6 +72,15 @@ def cli() -> CliRunner:
     return run
 
 
+@pytest.fixture(scope="session")
+def nats_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsStack]:
+    """One real nats-server for the session: JetStream on, free ports of 127.0.0.1, users
+    ``engine``, ``control``, ``carrier-<C>`` for the simulator's carriers, ``gateway-gw1..3``."""
+    var_dir = tmp_path_factory.mktemp("stack") / "var"
+    with NatsServer(var_dir, STACK_CARRIERS, STACK_GATEWAYS) as server:
+        yield NatsStack(server)
+
+
 # The two rules most tests use, as the spec's example writes them.
 SHOCK: dict[str, Any] = {
     "id": "shock-3g",
@@ -101,3 +113,13 @@ def assert_alerts(actual: Sequence[dict[str, Any]], expected: Sequence[dict[str,
     for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
         diff = {k: (a.get(k, "<absent>"), v) for k, v in e.items() if a.get(k, "<absent>") != v}
         assert not diff, f"alert {i} ({a.get('id')} {a.get('state')}): (got, expected) {diff}"
+
+
+@pytest.fixture
+def live_stack(tmp_path: Path) -> Iterator[NatsStack]:
+    """A fresh private nats-server per test (streams start empty), with the simulator's
+    carriers and the demo gateways (``gw01``…) as users."""
+    from streamguard.live import SIM_CARRIERS, SIM_GATEWAYS
+
+    with NatsServer(tmp_path / "var", SIM_CARRIERS, SIM_GATEWAYS) as server:
+        yield NatsStack(server)

@@ -13,6 +13,8 @@ pub enum ErrorKind {
     Config,
     /// Reading or writing a file.
     Io,
+    /// Talking to NATS: connecting, streams, consumers, publishing.
+    Nats,
 }
 
 #[derive(Debug)]

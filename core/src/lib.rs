@@ -7,6 +7,8 @@
 pub mod engine;
 pub mod error;
 pub mod event;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod rules;
 pub mod sim;
 pub mod time;

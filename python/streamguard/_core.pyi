@@ -3,11 +3,20 @@
 The public API is the pure-Python package; use ``streamguard.Engine`` and ``streamguard.sim``.
 """
 
+import os
 from typing import Any, final
 
 import pyarrow as pa
 
-__all__ = ["Engine", "Simulator", "__version__", "convert", "example_rules"]
+__all__ = [
+    "Engine",
+    "LiveEngine",
+    "Simulator",
+    "__version__",
+    "convert",
+    "example_rules",
+    "publish_feed",
+]
 __version__: str
 
 @final
@@ -43,6 +52,7 @@ class Simulator:
         shipments: int = 2000,
         events: int = 100000,
         invalid_rate: float = 0.001,
+        start_ms: int | None = None,
     ) -> Simulator: ...
     def next_chunk(self, max_events: int, format: str = "json") -> bytes | None: ...
     def next_record_batches(self, max_events: int) -> list[pa.RecordBatch] | None: ...
@@ -59,3 +69,42 @@ def convert(
     kind: str | None = None,
     group_by_kind: bool = False,
 ) -> tuple[bytes, int]: ...
+
+@final
+class LiveEngine:
+    def __new__(
+        cls,
+        nats_url: str,
+        *,
+        rules: str | bytes | None = None,
+        time: str = "wall",
+        state_dir: str | os.PathLike[str] | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        durable: str = "sg-engine",
+        subjects: list[str] | None = None,
+        batch: int = 1000,
+        checkpoint_ms: int = 2000,
+        tick_ms: int = 1000,
+    ) -> LiveEngine: ...
+    def start(self, timeout: float = 60.0) -> None: ...
+    def stop(self, timeout: float = 30.0) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+    @property
+    def running(self) -> bool: ...
+    def status(self) -> dict[str, Any]: ...
+    def recent_alerts(self) -> list[str]: ...
+
+def publish_feed(
+    sim: Simulator,
+    nats_url: str,
+    *,
+    creds: dict[str, tuple[str, str]] | None = None,
+    gateways: int = 3,
+    sensor_format: str = "protobuf",
+    upload: int = 256,
+    rate: float | None = None,
+    max_events: int | None = None,
+    acks: bool = True,
+    invalid: bool = False,
+) -> dict[str, Any]: ...

@@ -4,6 +4,8 @@
     streamguard simulate --out PATH [--format ...] [--seed N] [--shipments N] [--events N]
     streamguard bench [--quick] [--json PATH] [--repeat N]
     streamguard demo
+    streamguard engine --nats-url URL --rules FILE [--time wall|event] [--state-dir DIR]
+    streamguard up [--demo] [--nats-port N] [--var DIR] [--rules FILE]
 
 Exit status: 0 when the input was processed (even with rejected events), 2 for a usage error,
 an invalid rule file or an unreadable input (one line on stderr: ``streamguard: error: ...``).
@@ -173,6 +175,64 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(seed=args.seed, shipments=args.shipments)
 
 
+def _read_rules(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise CommandError(f"cannot read rule file {path}: {e.strerror or e}") from e
+
+
+def cmd_engine(args: argparse.Namespace) -> int:
+    from streamguard.live import LiveEngine, StatusLine, stop_on_signals
+
+    password = args.password
+    if args.user and password is None:
+        password = os.environ.get("STREAMGUARD_NATS_PASSWORD")
+    try:
+        engine = LiveEngine(
+            args.nats_url,
+            rules=_read_rules(args.rules),
+            time=args.time,
+            state_dir=args.state_dir,
+            user=args.user,
+            password=password,
+            durable=args.durable,
+            subjects=args.subject or None,
+        )
+    except RuleError as e:
+        raise CommandError(f"invalid rule file {args.rules}: {e}") from e
+    with stop_on_signals() as stop:
+        engine.start()
+        sys.stderr.write(
+            f"{PROG} engine: consuming SG_EVENTS from {args.nats_url} as {args.durable} "
+            f"({args.time} time); SIGTERM or Ctrl-C drains and stops\n"
+        )
+        line = StatusLine(engine, sys.stderr)
+        while not stop.wait(args.interval) and engine.running:
+            if not args.quiet:
+                line.print()
+        engine.stop()
+    if not args.quiet:
+        line.print()
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from streamguard.live import run_up
+
+    return run_up(
+        Path(args.var),
+        nats_port=args.nats_port,
+        rules=_read_rules(args.rules),
+        time_mode=args.time,
+        demo=args.demo,
+        rate=args.rate,
+        duration=args.duration,
+    )
+
+
 def _positive(text: str) -> int:
     n = int(text)
     if n < 1:
@@ -270,6 +330,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--shipments", type=_positive, default=2_000)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "engine",
+        help="run the engine on NATS: SG_EVENTS in, SG_ALERTS and SG_DLQ out",
+        description="Consume JetStream stream SG_EVENTS (created if missing) through a durable "
+        "consumer, publish alert records to SG_ALERTS (sg.alert.<severity>) and rejected input "
+        "to SG_DLQ (sg.dlq.<reason>), counters to sg.engine.stats. Rules come from KV "
+        "sg_rules/active, seeded by --rules. Checkpoints in --state-dir make a restart (even "
+        "after kill -9) neither lose nor repeat an alert.",
+    )
+    p.add_argument("--nats-url", required=True, metavar="URL")
+    p.add_argument("--rules", metavar="FILE", help="seeds KV sg_rules/active when it is empty")
+    p.add_argument("--time", choices=("wall", "event"), default="wall")
+    p.add_argument("--state-dir", metavar="DIR", help="checkpoints (default: none)")
+    p.add_argument("--user", help="NATS user")
+    p.add_argument(
+        "--password", help="NATS password (default: $STREAMGUARD_NATS_PASSWORD when --user)"
+    )
+    p.add_argument("--durable", default="sg-engine", help="durable consumer name")
+    p.add_argument(
+        "--subject",
+        action="append",
+        metavar="SUBJECT",
+        help="consume only these subjects (repeatable; default sg.scan.>, sg.sensor.>, sg.ship.>)",
+    )
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between status lines")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_engine)
+
+    p = sub.add_parser(
+        "up",
+        help="the embedded stack: a private nats-server and the engine (make run: --demo)",
+        description="Start a private nats-server (JetStream on, a free port, data under "
+        "VAR/nats, one user per component, carrier and gateway) and the engine. With --demo "
+        "the simulator publishes as the carriers and gateways. Ctrl-C stops cleanly.",
+    )
+    p.add_argument("--demo", action="store_true", help="feed it from the simulator")
+    p.add_argument("--nats-port", type=int, help="default: a free port (never 4222)")
+    p.add_argument("--var", default="var", help="state directory (default ./var)")
+    p.add_argument("--rules", metavar="FILE", help="default: the example rule set")
+    p.add_argument("--time", choices=("wall", "event"), default="wall")
+    p.add_argument("--rate", type=float, default=2_000.0, help="demo events per second")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.set_defaults(func=cmd_up)
     return parser
 
 

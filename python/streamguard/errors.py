@@ -8,6 +8,9 @@ The extension raises these classes directly (it imports this module), so callers
                       Arrow stream, a record batch with the wrong schema)
 ``RuleError``         an invalid rule set; ``.rule`` and ``.field`` say where
 ``ConfigError``       a bad argument (unknown format name, bad option)
+``NatsError``         NATS failures: connecting, streams, consumers, publishing
+``StackError``        the embedded stack: nats-server missing, not starting, bad
+                      credentials (a ``NatsError``)
 ``StoreError``        storage (ClickHouse) failures — reserved for the store layer
 ``StreamGuardIOError`` reading or writing a file; also an :class:`OSError`
 ====================  ==========================================================
@@ -20,7 +23,9 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DecodeError",
+    "NatsError",
     "RuleError",
+    "StackError",
     "StoreError",
     "StreamGuardError",
     "StreamGuardIOError",
@@ -59,6 +64,16 @@ def _rebuild_rule_error(message: str, rule: str | None, field: str | None) -> Ru
 
 class ConfigError(StreamGuardError, ValueError):
     """A bad argument: unknown format or kind name, an option out of range."""
+
+
+class NatsError(StreamGuardError):
+    """NATS failed: the server is unreachable, refused the credentials, or a stream or consumer
+    could not be set up. The message says which and includes the server's reason."""
+
+
+class StackError(NatsError):
+    """The embedded stack failed: no ``nats-server`` binary, a server that does not start or
+    stops answering, unreadable credentials. The message includes the server's log tail."""
 
 
 class StoreError(StreamGuardError):

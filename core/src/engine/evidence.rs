@@ -11,6 +11,8 @@ use super::core::Cols;
 use super::state::NO_RING;
 use crate::event::N_METRICS;
 
+mod snapshot;
+
 /// "Metric not watched" in [`Layout::col`].
 const UNWATCHED: u8 = u8::MAX;
 const HEADER: usize = 3;
@@ -51,7 +53,8 @@ impl Layout {
         1 + self.width
     }
 
-    fn stride(&self) -> usize {
+    /// Words per ring.
+    pub fn stride(&self) -> usize {
         HEADER + self.cap * self.entry()
     }
 
@@ -61,7 +64,7 @@ impl Layout {
 }
 
 /// Rings per chunk (a power of two).
-const CHUNK: usize = 1024;
+pub const CHUNK: usize = 1024;
 
 fn base_of(r: &[u32]) -> i64 {
     i64::from(r[0]) | (i64::from(r[1] as i32) << 32)

@@ -9,6 +9,7 @@ mod core;
 mod dwell;
 mod evidence;
 mod reload;
+mod snapshot;
 mod state;
 mod threshold;
 mod timers;
@@ -157,6 +158,20 @@ impl Engine {
     /// Count a rejection made outside the engine (e.g. a NATS message with no usable body).
     pub fn count_rejected(&mut self, r: Reason) {
         self.rejected[r as usize] += 1;
+    }
+
+    /// Serialize the complete evaluation state (rules, keyed shipment state, interners,
+    /// threshold episodes, evidence rings, dwell timers, max scan ts, watermark, counters incl.
+    /// rejected-by-reason), appended to `out`. The format is described in `snapshot.rs`.
+    pub fn snapshot(&self, out: &mut Vec<u8>) {
+        snapshot::write(self, out);
+    }
+
+    /// Rebuild an engine from [`Engine::snapshot`] bytes; it then produces exactly the alerts
+    /// the snapshotted engine would have. Corrupt, truncated or wrong-version input is an error
+    /// of kind [`crate::error::ErrorKind::Decode`] naming what is wrong.
+    pub fn restore(bytes: &[u8]) -> Result<Engine, crate::error::Error> {
+        snapshot::read(bytes)
     }
 
     pub fn stats(&self) -> Stats {

@@ -122,6 +122,53 @@ impl Ships {
         self.slots.len()
     }
 
+    /// The key arena (snapshots).
+    pub fn key_bytes(&self) -> &[u8] {
+        &self.keys
+    }
+
+    /// Rebuild from records and their key arena (snapshot restore); the hash table is derived.
+    /// Fails on a key outside the arena, an empty or over-long key, or a repeated key.
+    pub fn from_parts(slots: Vec<Ship>, keys: Vec<u8>) -> Result<Ships, String> {
+        let hasher = foldhash::fast::FixedState::default();
+        let mut table = HashTable::with_capacity(slots.len());
+        for (slot, s) in slots.iter().enumerate() {
+            let (off, len) = (s.key_off as usize, s.key_len as usize);
+            let Some(key) = keys
+                .get(off..off + len)
+                .filter(|k| (1..=64).contains(&k.len()))
+            else {
+                return Err(format!(
+                    "shipment {slot}: key {off}+{len} outside the key arena"
+                ));
+            };
+            let key_of = |&t: &u32| {
+                let t = &slots[t as usize];
+                &keys[t.key_off as usize..t.key_off as usize + t.key_len as usize]
+            };
+            match table.entry(
+                hasher.hash_one(key),
+                |t| key_of(t) == key,
+                |t| hasher.hash_one(key_of(t)),
+            ) {
+                hashbrown::hash_table::Entry::Vacant(v) => {
+                    v.insert(slot as u32);
+                }
+                hashbrown::hash_table::Entry::Occupied(_) => {
+                    return Err(format!(
+                        "shipment {slot}: key repeats an earlier shipment's"
+                    ));
+                }
+            }
+        }
+        Ok(Ships {
+            slots,
+            keys,
+            table,
+            hasher,
+        })
+    }
+
     /// Bytes held (capacity, not just length): records, key arena, hash table.
     pub fn bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Ship>()
@@ -171,6 +218,37 @@ impl Interner {
 
     pub fn name(&self, id: u32) -> &Arc<str> {
         &self.names[id as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The interned byte strings in id order, id 0 (the empty string) included (snapshots).
+    pub fn keys(&self) -> Vec<&[u8]> {
+        let mut keys = vec![&b""[..]; self.names.len()];
+        for (k, &id) in &self.ids {
+            keys[id as usize] = k;
+        }
+        keys
+    }
+
+    /// Rebuild from `keys` as [`Interner::keys`] lists them (snapshot restore).
+    pub fn from_keys<'a>(keys: impl IntoIterator<Item = &'a [u8]>) -> Result<Interner, String> {
+        let mut keys = keys.into_iter();
+        if keys.next() != Some(&b""[..]) {
+            return Err("entry 0 is not the empty string".into());
+        }
+        let mut it = Interner::default();
+        for (i, k) in keys.enumerate() {
+            if k.is_empty() || it.id(k) as usize != i + 1 {
+                return Err(format!(
+                    "entry {} is empty or repeats an earlier one",
+                    i + 1
+                ));
+            }
+        }
+        Ok(it)
     }
 
     pub fn bytes(&self) -> usize {

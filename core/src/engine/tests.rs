@@ -900,3 +900,5 @@ proptest! {
         prop_assert_eq!(brief(&got), want);
     }
 }
+
+mod snapshot;

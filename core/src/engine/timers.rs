@@ -80,6 +80,40 @@ impl Timers {
         }
     }
 
+    /// The queue as (near timers in order, near bucket, far buckets), for snapshots.
+    pub fn parts(&self) -> (Vec<Timer>, i64, &BTreeMap<i64, Vec<Timer>>) {
+        let mut near: Vec<Timer> = self.near.iter().map(|t| t.0).collect();
+        // Sorted, so the same queue always gives the same bytes whatever the heap's layout.
+        near.sort_unstable();
+        (near, self.near_bucket, &self.far)
+    }
+
+    /// Rebuild from [`Timers::parts`] (snapshot restore). Fails if a timer sits in the wrong
+    /// level or bucket, which would break the pop order.
+    pub fn from_parts(
+        near: Vec<Timer>,
+        near_bucket: i64,
+        far: BTreeMap<i64, Vec<Timer>>,
+    ) -> Result<Timers, String> {
+        if let Some(t) = near.iter().find(|t| bucket(t.0) > near_bucket) {
+            return Err(format!(
+                "near timer {t:?} is past the near bucket {near_bucket}"
+            ));
+        }
+        for (&b, ts) in &far {
+            if b <= near_bucket || ts.iter().any(|t| bucket(t.0) != b) {
+                return Err(format!("far bucket {b} holds a timer of another bucket"));
+            }
+        }
+        let len = near.len() + far.values().map(Vec::len).sum::<usize>();
+        Ok(Timers {
+            near: near.into_iter().map(Reverse).collect(),
+            near_bucket,
+            far,
+            len,
+        })
+    }
+
     pub fn clear(&mut self) {
         *self = Timers::default();
     }

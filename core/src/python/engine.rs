@@ -5,7 +5,7 @@
 
 use super::errors;
 use crate::engine::alert::{to_record_batch, Alert};
-use crate::engine::Engine;
+use crate::engine::{Engine, Stats};
 use crate::event::{DeadLetter, Format, Kind, Reason};
 use crate::rules::RuleSet;
 use arrow_array::ffi_stream::RecordBatchStreamReader;
@@ -314,28 +314,7 @@ impl PyEngine {
     /// Counters: events in/accepted/out of order, rejected by reason, alerts by state,
     /// tracked shipments and their state bytes, the watermark and the rule-set version.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.engine.stats();
-        let d = PyDict::new(py);
-        d.set_item("events_in", s.events_in)?;
-        d.set_item("accepted", s.accepted)?;
-        d.set_item("out_of_order", s.out_of_order)?;
-        let rejected = PyDict::new(py);
-        for (reason, n) in Reason::ALL.iter().zip(s.rejected) {
-            rejected.set_item(reason.as_str(), n)?;
-        }
-        d.set_item("rejected", rejected)?;
-        d.set_item("fired", s.fired)?;
-        d.set_item("resolved", s.resolved)?;
-        d.set_item("retracted", s.retracted)?;
-        d.set_item("shipments", s.shipments)?;
-        d.set_item("state_bytes", s.state_bytes)?;
-        // i64::MIN is the engine's "no scan seen yet".
-        d.set_item(
-            "watermark",
-            (s.watermark != i64::MIN).then_some(s.watermark),
-        )?;
-        d.set_item("rules_version", s.rules_version)?;
-        Ok(d)
+        stats_dict(py, &self.engine.stats())
     }
 
     /// The running rule set's `version`.
@@ -357,4 +336,30 @@ impl PyEngine {
             s.rules_version, s.events_in, s.shipments
         )
     }
+}
+
+/// `Engine.stats()` as a dict; the live engine's status reuses it.
+pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+
+    d.set_item("events_in", s.events_in)?;
+    d.set_item("accepted", s.accepted)?;
+    d.set_item("out_of_order", s.out_of_order)?;
+    let rejected = PyDict::new(py);
+    for (reason, n) in Reason::ALL.iter().zip(s.rejected.iter()) {
+        rejected.set_item(reason.as_str(), n)?;
+    }
+    d.set_item("rejected", rejected)?;
+    d.set_item("fired", s.fired)?;
+    d.set_item("resolved", s.resolved)?;
+    d.set_item("retracted", s.retracted)?;
+    d.set_item("shipments", s.shipments)?;
+    d.set_item("state_bytes", s.state_bytes)?;
+    // i64::MIN is the engine's "no scan seen yet".
+    d.set_item(
+        "watermark",
+        (s.watermark != i64::MIN).then_some(s.watermark),
+    )?;
+    d.set_item("rules_version", s.rules_version)?;
+    Ok(d)
 }

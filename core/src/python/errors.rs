@@ -39,6 +39,7 @@ static DECODE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static RULE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static CONFIG: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static IO: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static NATS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 #[cold]
 pub(crate) fn decode_error(py: Python<'_>, message: impl Into<String>) -> PyErr {
@@ -72,5 +73,6 @@ pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
         ErrorKind::Rule => make(py, &RULE, "RuleError", message, None),
         ErrorKind::Config => make(py, &CONFIG, "ConfigError", message, None),
         ErrorKind::Io => make(py, &IO, "StreamGuardIOError", message, None),
+        ErrorKind::Nats => make(py, &NATS, "NatsError", message, None),
     }
 }

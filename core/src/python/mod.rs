@@ -3,6 +3,7 @@
 
 mod engine;
 mod errors;
+mod live;
 mod sim;
 
 use pyo3::prelude::*;
@@ -15,6 +16,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<engine::PyEngine>()?;
     m.add_class::<sim::PySimulator>()?;
+    m.add_class::<live::PyLive>()?;
+    m.add_function(wrap_pyfunction!(live::publish_feed, m)?)?;
     m.add_function(wrap_pyfunction!(sim::example_rules, m)?)?;
     m.add_function(wrap_pyfunction!(sim::convert, m)?)?;
     Ok(())

@@ -63,7 +63,7 @@ fn grouped_by_kind(batch: &EventBatch) -> EventBatch {
 /// A seeded, realistic feed of shipment events, scans and sensor readings.
 #[pyclass(module = "streamguard._core", name = "Simulator")]
 pub struct PySimulator {
-    sim: Simulator,
+    pub(crate) sim: Simulator,
     batch: EventBatch,
     invalid: Vec<Vec<u8>>,
     out: Vec<u8>,
@@ -90,13 +90,14 @@ impl PySimulator {
 #[pymethods]
 impl PySimulator {
     #[new]
-    #[pyo3(signature = (seed = 1, shipments = 2_000, events = 100_000, invalid_rate = 0.001))]
+    #[pyo3(signature = (seed = 1, shipments = 2_000, events = 100_000, invalid_rate = 0.001, start_ms = None))]
     fn new(
         py: Python<'_>,
         seed: u64,
         shipments: u64,
         events: u64,
         invalid_rate: f64,
+        start_ms: Option<i64>,
     ) -> PyResult<Self> {
         if shipments == 0 {
             return Err(errors::config_error(
@@ -109,6 +110,7 @@ impl PySimulator {
             shipments,
             events,
             invalid_rate,
+            start_ms: start_ms.unwrap_or(SimConfig::default().start_ms),
             ..SimConfig::default()
         };
         let sim = Simulator::try_new(config).map_err(|e| errors::to_py(py, &e))?;

@@ -30,9 +30,10 @@ class Simulator:
 
     ``events`` valid events over ``shipments`` shipments; about ``invalid_rate`` of the inputs
     are invalid (carried by JSON output only: binary formats cannot hold undecodable bytes).
+    Event time starts at ``start_ms`` (UTC ms; default a fixed date, so feeds are reproducible).
     """
 
-    __slots__ = ("_sim", "events", "invalid_rate", "seed", "shipments")
+    __slots__ = ("_sim", "events", "invalid_rate", "seed", "shipments", "start_ms")
 
     def __init__(
         self,
@@ -40,12 +41,14 @@ class Simulator:
         shipments: int = 2_000,
         events: int = 100_000,
         invalid_rate: float = 0.001,
+        start_ms: int | None = None,
     ) -> None:
         self.seed = seed
         self.shipments = shipments
         self.events = events
         self.invalid_rate = invalid_rate
-        self._sim = _core.Simulator(seed, shipments, events, invalid_rate)
+        self.start_ms = start_ms
+        self._sim = _core.Simulator(seed, shipments, events, invalid_rate, start_ms)
 
     def next_chunk(self, max_events: int, format: str = "json") -> bytes | None:
         """The next up to ``max_events`` events in ``format``; None once the feed is exhausted."""

@@ -44,8 +44,8 @@ fn put_code(out: &mut Vec<u8>, field: u32, code: u8) {
 /// Room left before each event's body for its two headers (tag + length, twice).
 const HEADER_ROOM: usize = 12;
 
-/// Encode rows `rows` of `batch` as one `EventBatch` message.
-pub fn encode(batch: &EventBatch, rows: std::ops::Range<usize>, out: &mut Vec<u8>) {
+/// Encode rows `rows` of `batch` (any subset, in the order given) as one `EventBatch` message.
+pub fn encode(batch: &EventBatch, rows: impl IntoIterator<Item = usize>, out: &mut Vec<u8>) {
     for i in rows {
         let Some(r) = Row::from_batch(batch, i) else {
             // A row without a kind: an empty Event, which the decoder rejects as bad_kind.

@@ -1,0 +1,113 @@
+//! The NATS names StreamGuard uses, and what a message's subject and headers say about its body.
+
+use crate::event::{Format, Kind};
+
+/// The durable input stream: every scan, sensor reading and shipment event.
+pub const EVENTS_STREAM: &str = "SG_EVENTS";
+pub const EVENTS_SUBJECTS: [&str; 3] = ["sg.scan.>", "sg.sensor.>", "sg.ship.>"];
+/// Alert records, one message per record, `Nats-Msg-Id` = `{id}:{state}`.
+pub const ALERTS_STREAM: &str = "SG_ALERTS";
+pub const ALERTS_SUBJECTS: [&str; 1] = ["sg.alert.>"];
+/// Rejected input with its raw bytes, on `sg.dlq.<reason>`.
+pub const DLQ_STREAM: &str = "SG_DLQ";
+pub const DLQ_SUBJECTS: [&str; 1] = ["sg.dlq.>"];
+/// Counters and rates, once a second (core NATS, not stored).
+pub const STATS_SUBJECT: &str = "sg.engine.stats";
+/// Why a rule set from the KV bucket was refused (stored in `SG_DLQ`'s sibling subject space).
+pub const RULES_REJECTED_SUBJECT: &str = "sg.rules.rejected";
+/// Rule sets: bucket and key.
+pub const RULES_BUCKET: &str = "sg_rules";
+pub const RULES_KEY: &str = "active";
+
+/// The event kind a subject carries: `sg.scan.<carrier>[.…]`, `sg.sensor.<gateway>[.…]`,
+/// `sg.ship.<carrier>[.…]`. The token after the kind is required.
+pub fn kind_of(subject: &str) -> Option<Kind> {
+    let mut it = subject.split('.');
+    if it.next() != Some("sg") {
+        return None;
+    }
+    let kind = match it.next()? {
+        "scan" => Kind::Scan,
+        "sensor" => Kind::Sensor,
+        "ship" => Kind::Shipment,
+        _ => return None,
+    };
+    match it.next() {
+        Some(t) if !t.is_empty() => Some(kind),
+        _ => None,
+    }
+}
+
+/// The body format named by a `Content-Type` header; no header means JSON. Parameters
+/// (`; charset=utf-8`) and case are ignored.
+pub fn format_of(content_type: Option<&str>) -> Result<Format, String> {
+    let Some(ct) = content_type else {
+        return Ok(Format::Json);
+    };
+    let base = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match base.as_str() {
+        "" => Ok(Format::Json),
+        "application/x-ndjson" | "application/ndjson" => Ok(Format::Json),
+        "application/protobuf" | "application/vnd.google.protobuf" => Ok(Format::Protobuf),
+        "application/vnd.apache.arrow.file" => Ok(Format::Arrow),
+        other => Format::parse(other).ok_or_else(|| {
+            format!(
+                "unknown Content-Type '{ct}' (expected application/json, application/x-protobuf \
+                 or application/vnd.apache.arrow.stream)"
+            )
+        }),
+    }
+}
+
+/// The `Content-Type` value StreamGuard's own publishers send for `format`.
+pub fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Json => "application/json",
+        Format::Protobuf => "application/x-protobuf",
+        Format::Arrow => "application/vnd.apache.arrow.stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_come_from_the_second_token_and_need_a_source() {
+        assert_eq!(kind_of("sg.scan.SF"), Some(Kind::Scan));
+        assert_eq!(kind_of("sg.scan.SF.p3.extra"), Some(Kind::Scan));
+        assert_eq!(kind_of("sg.sensor.gw1"), Some(Kind::Sensor));
+        assert_eq!(kind_of("sg.ship.JD"), Some(Kind::Shipment));
+        assert_eq!(kind_of("sg.scan"), None);
+        assert_eq!(kind_of("sg.scan."), None);
+        assert_eq!(kind_of("sg.alert.info"), None);
+        assert_eq!(kind_of("xx.scan.SF"), None);
+    }
+
+    #[test]
+    fn content_types_map_to_formats() {
+        assert_eq!(format_of(None), Ok(Format::Json));
+        assert_eq!(
+            format_of(Some("application/json; charset=utf-8")),
+            Ok(Format::Json)
+        );
+        assert_eq!(
+            format_of(Some("Application/X-Protobuf")),
+            Ok(Format::Protobuf)
+        );
+        assert_eq!(
+            format_of(Some("application/vnd.apache.arrow.stream")),
+            Ok(Format::Arrow)
+        );
+        for f in [Format::Json, Format::Protobuf, Format::Arrow] {
+            assert_eq!(format_of(Some(content_type(f))), Ok(f));
+        }
+        let err = format_of(Some("text/csv")).unwrap_err();
+        assert!(err.contains("'text/csv'"), "{err}");
+    }
+}

@@ -1,0 +1,546 @@
+//! The live loop: pull a batch, evaluate it, publish its outputs, wait for their PubAcks, ack
+//! the input, and now and then checkpoint.
+//!
+//! Exactly-once output across a crash rests on three facts:
+//! 1. A checkpoint is taken only when every output of the input it covers is PubAck'ed.
+//! 2. On start the consumer is re-created to deliver from the checkpoint's sequence + 1, so the
+//!    state sees every message once (whatever the server's ack floor says).
+//! 3. Outputs published between the checkpoint and the crash are read back from `SG_ALERTS`
+//!    and `SG_DLQ` by their `Nats-Msg-Id`, and re-processing skips them instead of publishing
+//!    them again. That does not depend on JetStream's duplicate window.
+//!
+//! Evaluation is deterministic, so the re-processed input yields the same records, with the
+//! same ids, as the run that crashed (in `--time event`; in `--time wall` the wall-clock
+//! watermark is held still while recovering, since the crashed run's clock cannot be replayed).
+
+use super::checkpoint::{self, Position};
+use super::setup::{self, nats_err};
+use super::status::{Phase, Status};
+use super::subjects::{self, *};
+use super::{LiveConfig, TimeMode};
+use crate::engine::alert::Alert;
+use crate::engine::Engine;
+use crate::error::{Error, ErrorKind};
+use crate::event::{DeadLetter, Reason};
+use crate::rules::RuleSet;
+use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Consecutive consumer errors after which the engine gives up (heartbeats are every 5 s).
+const MAX_CONSUMER_ERRORS: u32 = 12;
+
+/// Run the live engine until `stop` turns true (or its sender is dropped). The final state is
+/// checkpointed before returning. Progress and errors are reported through `status`.
+pub async fn run(
+    cfg: LiveConfig,
+    status: Arc<Status>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let res = run_inner(&cfg, &status, &mut stop).await;
+    status.update(|s| match &res {
+        Ok(()) => s.phase = Phase::Stopped,
+        Err(e) => {
+            s.phase = Phase::Failed;
+            s.error = Some(e.to_string());
+        }
+    });
+    res
+}
+
+/// Outputs re-processing may find already published.
+struct Recovery {
+    ids: HashSet<String>,
+    /// The last sequence the crashed run was handed; past it, input is new.
+    until: u64,
+}
+
+#[derive(Clone, Copy)]
+enum Out {
+    Alert,
+    Dead,
+}
+
+struct Worker<'a> {
+    cfg: &'a LiveConfig,
+    status: &'a Status,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    engine: Engine,
+    pos: Position,
+    recovery: Option<Recovery>,
+    alerts: Vec<Alert>,
+    dead: Vec<DeadLetter>,
+    acks: Vec<(Out, PublishAckFuture)>,
+    json: Vec<u8>,
+    ckpt_path: Option<PathBuf>,
+    ckpt_buf: Vec<u8>,
+    last_ckpt: Instant,
+    dirty: bool,
+    messages: u64,
+    pending: u64,
+    alerts_published: u64,
+    dead_published: u64,
+    recovered_skipped: u64,
+    checkpoints: u64,
+}
+
+async fn run_inner(
+    cfg: &LiveConfig,
+    status: &Status,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), Error> {
+    status.update(|s| s.phase = Phase::Starting);
+    let client = setup::connect(cfg, "streamguard-engine").await?;
+    let js = jetstream::new(client.clone());
+    setup::ensure_streams(&js).await?;
+    let bucket = setup::rules_bucket(&js).await?;
+    if let Some(seed) = &cfg.rules_seed {
+        // `create` only writes an empty key: a set an operator saved since is not overwritten.
+        let _ = bucket.create(RULES_KEY, Bytes::from(seed.clone())).await;
+    }
+
+    let ckpt_path = cfg
+        .state_dir
+        .as_ref()
+        .map(|d| checkpoint::path(d, &cfg.durable));
+    let restored = match &ckpt_path {
+        Some(p) => checkpoint::load(p)?,
+        None => None,
+    };
+    let (engine, pos) = match restored {
+        Some(c) => (c.engine, c.position),
+        None => (
+            Engine::new(initial_rules(cfg, &bucket).await?),
+            Position::default(),
+        ),
+    };
+
+    let events = js
+        .get_stream(EVENTS_STREAM)
+        .await
+        .map_err(|e| nats_err(format!("cannot open stream {EVENTS_STREAM}"), e))?;
+    let until = setup::previous_delivered(&events, &cfg.durable).await;
+    let recovery = if until > pos.last_seq {
+        status.update(|s| s.phase = Phase::Recovering);
+        let mut ids = setup::published_ids(&js, ALERTS_STREAM, pos.alerts_seq).await?;
+        ids.extend(setup::published_ids(&js, DLQ_STREAM, pos.dlq_seq).await?);
+        Some(Recovery { ids, until })
+    } else {
+        None
+    };
+    let consumer = setup::consumer_from(&events, cfg, pos.last_seq).await?;
+    let mut input = consumer
+        .stream()
+        .max_messages_per_batch(cfg.batch)
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await
+        .map_err(|e| nats_err(format!("cannot consume with {}", cfg.durable), e))?;
+    let mut rules = bucket
+        .watch_with_history(RULES_KEY)
+        .await
+        .map_err(|e| nats_err(format!("cannot watch {RULES_BUCKET}/{RULES_KEY}"), e))?;
+
+    let mut w = Worker {
+        cfg,
+        status,
+        client,
+        js,
+        engine,
+        pos,
+        recovery,
+        alerts: Vec::new(),
+        dead: Vec::new(),
+        acks: Vec::new(),
+        json: Vec::new(),
+        ckpt_path,
+        ckpt_buf: Vec::new(),
+        last_ckpt: Instant::now(),
+        dirty: false,
+        messages: 0,
+        pending: 0,
+        alerts_published: 0,
+        dead_published: 0,
+        recovered_skipped: 0,
+        checkpoints: 0,
+    };
+    w.report();
+
+    let mut tick = tokio::time::interval(cfg.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut batch = Vec::with_capacity(cfg.batch);
+    let mut errors = 0u32;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            entry = rules.next() => match entry {
+                Some(Ok(e)) => w.rules_changed(e).await?,
+                Some(Err(e)) => return Err(nats_err("the rules watch failed", e)),
+                None => return Err(Error::new(ErrorKind::Nats, "the rules watch ended")),
+            },
+            m = input.next() => match m {
+                Some(Ok(first)) => {
+                    errors = 0;
+                    batch.push(first);
+                    while batch.len() < cfg.batch {
+                        match input.next().now_or_never() {
+                            Some(Some(Ok(m))) => batch.push(m),
+                            _ => break,
+                        }
+                    }
+                    w.process(&batch).await?;
+                    batch.clear();
+                }
+                Some(Err(e)) => {
+                    errors += 1;
+                    if errors >= MAX_CONSUMER_ERRORS {
+                        return Err(nats_err("the consumer keeps failing", e));
+                    }
+                    let text = e.to_string();
+                    status.update(|s| s.error = Some(text));
+                }
+                None => return Err(Error::new(ErrorKind::Nats, "the consumer's message stream ended")),
+            },
+            _ = tick.tick() => w.on_tick().await?,
+        }
+        w.maybe_checkpoint(false)?;
+    }
+    w.maybe_checkpoint(true)?;
+    w.report();
+    w.client
+        .flush()
+        .await
+        .map_err(|e| nats_err("cannot flush on stop", e))?;
+    Ok(())
+}
+
+/// The set to start from: KV's `active` key (seeded from `--rules` when empty), or else the
+/// seed itself.
+async fn initial_rules(cfg: &LiveConfig, bucket: &kv::Store) -> Result<RuleSet, Error> {
+    let stored = bucket
+        .get(RULES_KEY)
+        .await
+        .map_err(|e| nats_err(format!("cannot read {RULES_BUCKET}/{RULES_KEY}"), e))?;
+    if let Some(bytes) = stored {
+        match RuleSet::parse(&bytes) {
+            Ok(set) => return Ok(set),
+            Err(e) if cfg.rules_seed.is_none() => {
+                return Err(Error::new(
+                    ErrorKind::Rule,
+                    format!("the rule set in {RULES_BUCKET}/{RULES_KEY} is invalid: {e}"),
+                ))
+            }
+            Err(_) => {}
+        }
+    }
+    match &cfg.rules_seed {
+        Some(seed) => Ok(RuleSet::parse(seed)?),
+        None => Err(Error::new(
+            ErrorKind::Config,
+            format!("no rule set: pass --rules FILE or put one in KV {RULES_BUCKET}/{RULES_KEY}"),
+        )),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Worker<'_> {
+    /// Evaluate a batch, publish its outputs, wait for their PubAcks, then ack the input.
+    async fn process(&mut self, batch: &[jetstream::Message]) -> Result<(), Error> {
+        for m in batch {
+            let info = m.info().map_err(|e| {
+                Error::new(
+                    ErrorKind::Nats,
+                    format!("a message without JetStream metadata: {e}"),
+                )
+            })?;
+            let (seq, pending) = (info.stream_sequence, info.pending);
+            self.pending = pending;
+            if seq <= self.pos.last_seq {
+                // Already in the state: a redelivery from before the consumer was re-created.
+                continue;
+            }
+            self.evaluate(m);
+            self.publish_outputs(seq, &m.subject).await?;
+            self.pos.last_seq = seq;
+            self.messages += 1;
+            self.dirty = true;
+            if self.recovery.as_ref().is_some_and(|r| seq >= r.until) {
+                self.recovery = None;
+                self.status.update(|s| s.phase = Phase::Running);
+            }
+        }
+        self.await_acks().await?;
+        if let Some(last) = batch.last() {
+            // AckPolicy::All: acking the last message acks the batch.
+            last.ack()
+                .await
+                .map_err(|e| Error::new(ErrorKind::Nats, format!("cannot ack input: {e}")))?;
+        }
+        self.report();
+        Ok(())
+    }
+
+    /// Decode one message as its subject and Content-Type say, and evaluate it.
+    fn evaluate(&mut self, m: &jetstream::Message) {
+        let reject = |reason: Reason, detail: String| DeadLetter {
+            reason,
+            detail,
+            raw: m.payload.to_vec(),
+        };
+        let Some(kind) = subjects::kind_of(&m.subject) else {
+            let d = reject(
+                Reason::BadKind,
+                format!(
+                    "subject '{}' is not sg.scan.<carrier>, sg.sensor.<gateway> or sg.ship.<carrier>",
+                    m.subject
+                ),
+            );
+            self.engine.count_rejected(d.reason);
+            self.dead.push(d);
+            return;
+        };
+        let ct = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Content-Type"))
+            .map(|v| v.as_str());
+        let format = match subjects::format_of(ct) {
+            Ok(f) => f,
+            Err(why) => {
+                let d = reject(Reason::Malformed, why);
+                self.engine.count_rejected(d.reason);
+                self.dead.push(d);
+                return;
+            }
+        };
+        if m.payload.is_empty() {
+            let d = reject(Reason::Malformed, "empty message body".to_string());
+            self.engine.count_rejected(d.reason);
+            self.dead.push(d);
+            return;
+        }
+        self.engine.process_bytes(
+            format,
+            &m.payload,
+            Some(kind),
+            &mut self.alerts,
+            &mut self.dead,
+        );
+    }
+
+    /// Send the pending alert records and dead letters (of input `seq`, for dead letters' ids).
+    async fn publish_outputs(&mut self, seq: u64, subject: &str) -> Result<(), Error> {
+        let alerts = std::mem::take(&mut self.alerts);
+        for a in &alerts {
+            let id = format!("{}:{}", a.id, a.state.as_str());
+            if self.already_published(&id) {
+                continue;
+            }
+            self.json.clear();
+            a.write_json(&mut self.json);
+            let msg = PublishMessage::build()
+                .payload(Bytes::copy_from_slice(&self.json))
+                .message_id(&id)
+                .header("Content-Type", "application/json");
+            let fut = self
+                .js
+                .send_publish(format!("sg.alert.{}", a.severity.as_str()), msg)
+                .await
+                .map_err(|e| nats_err("cannot publish an alert", e))?;
+            self.acks.push((Out::Alert, fut));
+            self.alerts_published += 1;
+            self.status
+                .push_alert(String::from_utf8_lossy(&self.json).into_owned());
+        }
+        self.alerts = alerts;
+        self.alerts.clear();
+
+        let dead = std::mem::take(&mut self.dead);
+        for (i, d) in dead.iter().enumerate() {
+            let id = format!("{seq}:{i}");
+            if self.already_published(&id) {
+                continue;
+            }
+            let msg = PublishMessage::build()
+                .payload(Bytes::copy_from_slice(&d.raw))
+                .message_id(&id)
+                .header("Sg-Reason", d.reason.as_str())
+                .header("Sg-Detail", d.detail.replace(['\r', '\n'], " ").as_str())
+                .header("Sg-Subject", subject)
+                .header("Sg-Seq", seq.to_string().as_str());
+            let fut = self
+                .js
+                .send_publish(format!("sg.dlq.{}", d.reason.as_str()), msg)
+                .await
+                .map_err(|e| nats_err("cannot publish a dead letter", e))?;
+            self.acks.push((Out::Dead, fut));
+            self.dead_published += 1;
+        }
+        self.dead = dead;
+        self.dead.clear();
+        Ok(())
+    }
+
+    fn already_published(&mut self, id: &str) -> bool {
+        let found = self.recovery.as_mut().is_some_and(|r| r.ids.remove(id));
+        if found {
+            self.recovered_skipped += 1;
+        }
+        found
+    }
+
+    async fn await_acks(&mut self) -> Result<(), Error> {
+        for (out, fut) in self.acks.drain(..) {
+            let ack = fut
+                .await
+                .map_err(|e| nats_err("an output was not acknowledged by JetStream", e))?;
+            match out {
+                Out::Alert => self.pos.alerts_seq = self.pos.alerts_seq.max(ack.sequence),
+                Out::Dead => self.pos.dlq_seq = self.pos.dlq_seq.max(ack.sequence),
+            }
+        }
+        Ok(())
+    }
+
+    /// Once a tick: the wall-clock watermark (spec §2) and the stats message.
+    async fn on_tick(&mut self) -> Result<(), Error> {
+        if self.cfg.time == TimeMode::Wall && self.recovery.is_none() {
+            let w = now_ms().saturating_sub(self.engine.rules().lateness_ms);
+            if w > self.engine.stats().watermark {
+                self.engine.advance_watermark(w, &mut self.alerts);
+                self.dirty = true;
+                if !self.alerts.is_empty() {
+                    self.publish_outputs(self.pos.last_seq, "").await?;
+                    self.await_acks().await?;
+                }
+            }
+        }
+        self.report();
+        let stats = self.stats_json();
+        self.client
+            .publish(STATS_SUBJECT, Bytes::from(stats))
+            .await
+            .map_err(|e| nats_err("cannot publish stats", e))
+    }
+
+    async fn rules_changed(&mut self, entry: kv::Entry) -> Result<(), Error> {
+        if entry.operation != kv::Operation::Put {
+            // A deleted key leaves the running set in place: an engine without rules is a
+            // silent engine, which is worse than a stale one.
+            return Ok(());
+        }
+        match RuleSet::parse(&entry.value) {
+            Ok(set) => {
+                if &set != self.engine.rules() {
+                    self.engine.replace_rules(set);
+                    self.dirty = true;
+                }
+                let v = self.engine.rules().version;
+                self.status.update(|s| {
+                    s.rules_version = v;
+                    s.rules_error = None;
+                });
+            }
+            Err(e) => {
+                let msg = serde_json::json!({
+                    "revision": entry.revision,
+                    "rule": e.rule,
+                    "field": e.field,
+                    "error": e.to_string(),
+                    "running_version": self.engine.rules().version,
+                });
+                let text = e.to_string();
+                self.status.update(|s| s.rules_error = Some(text));
+                self.client
+                    .publish(RULES_REJECTED_SUBJECT, Bytes::from(msg.to_string()))
+                    .await
+                    .map_err(|e| nats_err("cannot publish a rule-set rejection", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checkpoint if due (or `force`d) and there is something new. Outputs are all acked here.
+    fn maybe_checkpoint(&mut self, force: bool) -> Result<(), Error> {
+        let Some(path) = &self.ckpt_path else {
+            return Ok(());
+        };
+        if !self.dirty || (!force && self.last_ckpt.elapsed() < self.cfg.checkpoint_every) {
+            return Ok(());
+        }
+        debug_assert!(self.acks.is_empty());
+        checkpoint::save(path, self.pos, &self.engine, &mut self.ckpt_buf)?;
+        self.dirty = false;
+        self.last_ckpt = Instant::now();
+        self.checkpoints += 1;
+        Ok(())
+    }
+
+    fn report(&self) {
+        let stats = self.engine.stats();
+        self.status.update(|s| {
+            s.rules_version = stats.rules_version;
+            s.stats = stats;
+            s.messages = self.messages;
+            s.last_seq = self.pos.last_seq;
+            s.pending = self.pending;
+            s.alerts_published = self.alerts_published;
+            s.dead_published = self.dead_published;
+            s.recovered_skipped = self.recovered_skipped;
+            s.checkpoints = self.checkpoints;
+            if s.phase == Phase::Starting {
+                s.phase = if self.recovery.is_some() {
+                    Phase::Recovering
+                } else {
+                    Phase::Running
+                };
+            }
+        });
+    }
+
+    fn stats_json(&self) -> String {
+        let s = self.engine.stats();
+        let rejected: serde_json::Map<String, serde_json::Value> = Reason::ALL
+            .iter()
+            .map(|r| (r.as_str().to_string(), s.rejected[*r as usize].into()))
+            .collect();
+        serde_json::json!({
+            "ts": now_ms(),
+            "durable": self.cfg.durable,
+            "messages": self.messages,
+            "last_seq": self.pos.last_seq,
+            "pending": self.pending,
+            "events_in": s.events_in,
+            "accepted": s.accepted,
+            "out_of_order": s.out_of_order,
+            "rejected": rejected,
+            "fired": s.fired,
+            "resolved": s.resolved,
+            "retracted": s.retracted,
+            "shipments": s.shipments,
+            "state_bytes": s.state_bytes,
+            "watermark": s.watermark,
+            "rules_version": s.rules_version,
+            "alerts_published": self.alerts_published,
+            "dead_published": self.dead_published,
+            "checkpoints": self.checkpoints,
+        })
+        .to_string()
+    }
+}

@@ -1,0 +1,308 @@
+//! `streamguard._core.LiveEngine` and `publish_feed`: the NATS side of the engine, driven from
+//! Python. Both run on the module's one Tokio runtime; Python only starts, stops and observes.
+
+use super::engine::stats_dict;
+use super::errors;
+use super::sim::PySimulator;
+use crate::error::Error;
+use crate::event::Format;
+use crate::nats::publish::{publish_feed as run_feed, FeedConfig};
+use crate::nats::{self, LiveConfig, Phase, Status, TimeMode};
+use crate::rules::RuleSet;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+/// The module's Tokio runtime: two workers, one per core of the target machine.
+fn runtime() -> &'static Runtime {
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("streamguard-io")
+            .enable_all()
+            .build()
+            .expect("cannot start the Tokio runtime")
+    })
+}
+
+fn rules_bytes(rules: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(s) = rules.cast::<PyString>() {
+        Ok(s.to_str()?.as_bytes().to_vec())
+    } else if let Ok(b) = rules.cast::<PyBytes>() {
+        Ok(b.as_bytes().to_vec())
+    } else {
+        Err(pyo3::exceptions::PyTypeError::new_err(
+            "rules must be the rule-set JSON as str or bytes",
+        ))
+    }
+}
+
+/// The engine consuming `SG_EVENTS` from NATS in a background task.
+#[pyclass(module = "streamguard._core", name = "LiveEngine")]
+pub struct PyLive {
+    cfg: LiveConfig,
+    status: Arc<Status>,
+    stop: Option<watch::Sender<bool>>,
+    task: Option<JoinHandle<Result<(), Error>>>,
+    outcome: Option<Result<(), Error>>,
+}
+
+impl PyLive {
+    /// Wait up to `timeout` for the task; true once it has finished (its outcome kept).
+    fn join(&mut self, py: Python<'_>, timeout: Option<Duration>) -> bool {
+        let Some(task) = self.task.as_mut() else {
+            return true;
+        };
+        let done = py.detach(|| {
+            runtime().block_on(async {
+                match timeout {
+                    Some(t) => tokio::time::timeout(t, task).await.ok(),
+                    None => Some(task.await),
+                }
+            })
+        });
+        match done {
+            Some(r) => {
+                self.outcome = Some(r.unwrap_or_else(|e| {
+                    Err(Error::new(
+                        crate::error::ErrorKind::Nats,
+                        format!("the engine task died: {e}"),
+                    ))
+                }));
+                self.task = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn raise_outcome(&self, py: Python<'_>) -> PyResult<()> {
+        match &self.outcome {
+            Some(Err(e)) => Err(errors::to_py(py, e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[pymethods]
+impl PyLive {
+    #[new]
+    #[pyo3(signature = (
+        nats_url, *, rules = None, time = "wall", state_dir = None, user = None, password = None,
+        durable = "sg-engine".to_string(), subjects = None, batch = 1000, checkpoint_ms = 2000, tick_ms = 1000,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        nats_url: String,
+        rules: Option<&Bound<'_, PyAny>>,
+        time: &str,
+        state_dir: Option<PathBuf>,
+        user: Option<String>,
+        password: Option<String>,
+        durable: String,
+        subjects: Option<Vec<String>>,
+        batch: usize,
+        checkpoint_ms: u64,
+        tick_ms: u64,
+    ) -> PyResult<Self> {
+        let mut cfg = LiveConfig::new(nats_url);
+        if let Some(r) = rules {
+            let bytes = rules_bytes(r)?;
+            // A bad seed is refused here, with the rule and field named, not later in the task.
+            RuleSet::parse(&bytes).map_err(|e| errors::rule_error(py, &e))?;
+            cfg.rules_seed = Some(bytes);
+        }
+        cfg.time = TimeMode::parse(time).ok_or_else(|| {
+            errors::config_error(
+                py,
+                format!("time: expected 'wall' or 'event', got '{time}'"),
+            )
+        })?;
+        if batch == 0 || tick_ms == 0 {
+            return Err(errors::config_error(
+                py,
+                "batch and tick_ms must be at least 1",
+            ));
+        }
+        if durable.is_empty() || durable.contains(['.', '*', '>', ' ']) {
+            return Err(errors::config_error(
+                py,
+                format!("durable: '{durable}' is not a valid consumer name"),
+            ));
+        }
+        cfg.state_dir = state_dir;
+        cfg.user = user;
+        cfg.password = password;
+        cfg.durable = durable;
+        if let Some(s) = subjects {
+            cfg.filter_subjects = s;
+        }
+        cfg.batch = batch;
+        cfg.checkpoint_every = Duration::from_millis(checkpoint_ms);
+        cfg.tick = Duration::from_millis(tick_ms);
+        Ok(PyLive {
+            cfg,
+            status: Arc::new(Status::default()),
+            stop: None,
+            task: None,
+            outcome: None,
+        })
+    }
+
+    /// Connect, set up streams and consumer, restore the checkpoint, and start consuming.
+    /// Returns once the engine runs (or recovers); raises what stopped it from starting.
+    #[pyo3(signature = (timeout = 60.0))]
+    fn start(&mut self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        if self.task.is_some() {
+            return Err(errors::config_error(py, "the engine is already running"));
+        }
+        let (tx, rx) = watch::channel(false);
+        self.status = Arc::new(Status::default());
+        self.outcome = None;
+        let task = runtime().spawn(nats::run(self.cfg.clone(), self.status.clone(), rx));
+        self.stop = Some(tx);
+        self.task = Some(task);
+        let deadline = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
+        loop {
+            let phase = self.status.snapshot().phase;
+            if phase == Phase::Stopped || phase == Phase::Failed {
+                self.join(py, None);
+                self.raise_outcome(py)?;
+                return Err(errors::config_error(
+                    py,
+                    "the engine stopped while starting",
+                ));
+            }
+            if phase != Phase::Starting {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(errors::config_error(
+                    py,
+                    format!("the engine did not start within {timeout} s"),
+                ));
+            }
+            py.detach(|| std::thread::sleep(Duration::from_millis(5)));
+            py.check_signals()?;
+        }
+    }
+
+    /// Drain: finish the batch in hand, publish and ack it, checkpoint, disconnect. Raises the
+    /// error that stopped the engine, if one did.
+    #[pyo3(signature = (timeout = 30.0))]
+    fn stop(&mut self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        if let Some(tx) = &self.stop {
+            let _ = tx.send(true);
+        }
+        if !self.join(py, Some(Duration::from_secs_f64(timeout.max(0.0)))) {
+            return Err(errors::config_error(
+                py,
+                format!("the engine did not stop within {timeout} s"),
+            ));
+        }
+        self.raise_outcome(py)
+    }
+
+    /// Wait up to `timeout` seconds (forever if None) for the engine to end; true if it has.
+    #[pyo3(signature = (timeout = None))]
+    fn wait(&mut self, py: Python<'_>, timeout: Option<f64>) -> bool {
+        self.join(py, timeout.map(|t| Duration::from_secs_f64(t.max(0.0))))
+    }
+
+    #[getter]
+    fn running(&self) -> bool {
+        self.task.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Phase, engine counters, NATS position and output counts, the latest errors.
+    fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.status.snapshot();
+        let d = PyDict::new(py);
+        d.set_item("phase", s.phase.as_str())?;
+        d.set_item("engine", stats_dict(py, &s.stats)?)?;
+        d.set_item("messages", s.messages)?;
+        d.set_item("last_seq", s.last_seq)?;
+        d.set_item("pending", s.pending)?;
+        d.set_item("alerts_published", s.alerts_published)?;
+        d.set_item("dead_published", s.dead_published)?;
+        d.set_item("recovered_skipped", s.recovered_skipped)?;
+        d.set_item("checkpoints", s.checkpoints)?;
+        d.set_item("rules_version", s.rules_version)?;
+        d.set_item("rules_error", s.rules_error)?;
+        d.set_item("error", s.error)?;
+        Ok(d)
+    }
+
+    /// The latest alert records published (oldest first), as JSON text.
+    fn recent_alerts(&self) -> Vec<String> {
+        self.status.recent_alerts()
+    }
+}
+
+impl Drop for PyLive {
+    fn drop(&mut self) {
+        if let Some(tx) = &self.stop {
+            let _ = tx.send(true);
+        }
+    }
+}
+
+/// Publish `sim`'s feed to NATS as carriers, gateways and the control plane would (see
+/// `core/src/nats/publish.rs`). Returns counts and the elapsed seconds.
+#[pyfunction]
+#[pyo3(signature = (
+    sim, nats_url, *, creds = None, gateways = 3, sensor_format = "protobuf", upload = 256,
+    rate = None, max_events = None, acks = true, invalid = false,
+))]
+#[allow(clippy::too_many_arguments)]
+pub fn publish_feed<'py>(
+    py: Python<'py>,
+    sim: &mut PySimulator,
+    nats_url: String,
+    creds: Option<HashMap<String, (String, String)>>,
+    gateways: usize,
+    sensor_format: &str,
+    upload: usize,
+    rate: Option<f64>,
+    max_events: Option<u64>,
+    acks: bool,
+    invalid: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let sensor_format = super::engine::parse_format(py, sensor_format)?;
+    if sensor_format == Format::Json {
+        return Err(errors::config_error(
+            py,
+            "sensor_format: gateways upload protobuf or arrow",
+        ));
+    }
+    let cfg = FeedConfig {
+        nats_url,
+        creds: creds.unwrap_or_default(),
+        gateways,
+        sensor_format,
+        upload,
+        rate,
+        acks,
+        invalid,
+    };
+    let sim = &mut sim.sim;
+    let stats = py
+        .detach(|| runtime().block_on(run_feed(cfg, sim, max_events, None)))
+        .map_err(|e| errors::to_py(py, &e))?;
+    let d = PyDict::new(py);
+    d.set_item("events", stats.events)?;
+    d.set_item("messages", stats.messages)?;
+    d.set_item("invalid", stats.invalid)?;
+    d.set_item("bytes", stats.bytes)?;
+    d.set_item("seconds", stats.seconds)?;
+    Ok(d)
+}
