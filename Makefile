@@ -41,11 +41,11 @@ $(EXT_STAMP): $(BIN)/python $(EXT_SOURCES)
 
 build: $(EXT_STAMP) ## Install maturin + deps into .venv and build the extension (release); leaves .venv/bin/streamguard
 
-run: build ## Simulate a small feed, replay it through the engine, explain the alerts
-	$(BIN)/streamguard demo
+run: build ## The live stack: private nats-server + engine, fed by the simulator (Ctrl-C stops)
+	$(BIN)/streamguard up --demo
 
 test: build ## Rust tests (no Python linked), then pytest against the built extension
-	cargo test --workspace --quiet
+	cargo test --workspace --features streamguard-core/nats --quiet
 	$(BIN)/pytest -q
 
 bench: build ## Single-core throughput (`streamguard bench`); BENCH_ARGS=--quick for a short run, BENCH_CRITERION=1 adds criterion
@@ -56,6 +56,7 @@ bench: build ## Single-core throughput (`streamguard bench`); BENCH_ARGS=--quick
 lint: build ## rustfmt, clippy (with and without the python feature), ruff, mypy --strict, stubtest
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	cargo clippy --workspace --all-targets --features streamguard-core/nats --quiet -- -D warnings
 	cargo clippy -p streamguard-core --features python --lib --quiet -- -D warnings
 	$(BIN)/ruff check python tests
 	$(BIN)/ruff format --check python tests

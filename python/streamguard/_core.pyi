@@ -81,8 +81,9 @@ class LiveEngine:
         state_dir: str | os.PathLike[str] | None = None,
         user: str | None = None,
         password: str | None = None,
-        durable: str = "sg-engine",
+        durable: str | None = None,
         subjects: list[str] | None = None,
+        partition: tuple[int, int] | None = None,
         batch: int = 1000,
         checkpoint_ms: int = 2000,
         tick_ms: int = 1000,
@@ -107,4 +108,6 @@ def publish_feed(
     max_events: int | None = None,
     acks: bool = True,
     invalid: bool = False,
+    batched: bool = False,
+    partitions: int | None = None,
 ) -> dict[str, Any]: ...

@@ -65,10 +65,15 @@ def publish_sim(
     max_events: int | None = None,
     acks: bool = True,
     invalid: bool = False,
+    batched: bool = False,
+    partitions: int | None = None,
 ) -> dict[str, Any]:
     """Publish ``sim``'s feed: one JSON scan per message on ``sg.scan.<carrier>``, gateway
     uploads of ``upload`` readings (protobuf or Arrow) on ``sg.sensor.<gateway>``, shipment
-    events on ``sg.ship.<carrier>``. With ``acks`` every message is PubAck'ed (stored)."""
+    events on ``sg.ship.<carrier>``. With ``acks`` every message is PubAck'ed (stored); with
+    ``batched`` carriers upload their scans in batches too. With ``partitions`` (N workers)
+    one-event messages carry the shipment as a subject token, for the server's partition
+    mapping, and uploads are split by partition (``….batch.<p>``)."""
     return publish_feed(
         sim._sim,
         nats_url,
@@ -80,6 +85,8 @@ def publish_sim(
         max_events=max_events,
         acks=acks,
         invalid=invalid,
+        batched=batched,
+        partitions=partitions,
     )
 
 

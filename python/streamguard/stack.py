@@ -54,6 +54,7 @@ __all__ = [
     "find_nats_server",
     "free_port",
     "load_credentials",
+    "partition_mappings",
     "stack_users",
     "write_credentials",
     "write_server_config",
@@ -239,10 +240,13 @@ def write_server_config(
     port: int,
     http_port: int,
     server_name: str = "streamguard",
+    partitions: int = 1,
 ) -> Path:
     """Write ``<var>/nats/nats.conf`` (mode 0600) for the stack's users; returns its path.
 
-    Credentials are created or reused with :func:`write_credentials`.
+    Credentials are created or reused with :func:`write_credentials`. With ``partitions`` > 1
+    the config maps per-event subjects onto their shipment's partition (see
+    :func:`partition_mappings`).
     """
     nats_dir = _nats_dir(var_dir)
     users = stack_users(carriers, gateways)
@@ -266,10 +270,36 @@ def write_server_config(
             f"permissions: {{publish: {{allow: {_subjects(user.publish)}}}, "
             f"subscribe: {{allow: {_subjects(user.subscribe)}}}}}}}"
         )
-    lines += ["  ]", "}", ""]
+    lines += ["  ]", "}"]
+    if partitions > 1:
+        lines.append("# Per-event messages get their shipment's partition as a fifth token.")
+        lines.append("mappings = {")
+        lines += [f"  {_q(src)}: {_q(dst)}" for src, dst in partition_mappings(partitions)]
+        lines.append("}")
+    lines.append("")
     path = nats_dir / "nats.conf"
     _write_private(path, "\n".join(lines))
     return path
+
+
+def partition_mappings(partitions: int) -> list[tuple[str, str]]:
+    """The subject mappings of a deployment of ``partitions`` engine workers.
+
+    A source that sends one event per message puts the shipment id after its own token
+    (``sg.scan.<carrier>.<shipment>``); the server appends the shipment's partition,
+    ``FNV-1a-32(shipment) mod N`` (``{{partition(N,2)}}``), which is what
+    ``streamguard._core.partition_of`` computes for publishers that split batches themselves
+    (``sg.<kind>.<source>.batch.<p>``). Worker ``k`` consumes ``sg.<kind>.*.*.<k>``.
+    """
+    if partitions < 1:
+        raise ConfigError(f"partitions: must be at least 1, got {partitions}")
+    return [
+        (
+            f"sg.{kind}.*.*",
+            f"sg.{kind}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}.{{{{partition({partitions},2)}}}}",
+        )
+        for kind in ("scan", "sensor", "ship")
+    ]
 
 
 def find_nats_server() -> Path:
@@ -324,6 +354,7 @@ class NatsServer:
         server_name: str = "streamguard",
         binary: Path | None = None,
         start_timeout: float = 15.0,
+        partitions: int = 1,
     ) -> None:
         self.var_dir = Path(var_dir)
         self.carriers = tuple(carriers)
@@ -331,6 +362,7 @@ class NatsServer:
         # Validate names now rather than at start().
         stack_users(self.carriers, self.gateways)
         self.server_name = server_name
+        self.partitions = partitions
         self.start_timeout = start_timeout
         self._binary = binary
         self._want_port = port
@@ -423,6 +455,7 @@ class NatsServer:
             port=self._port,
             http_port=self._http_port,
             server_name=self.server_name,
+            partitions=self.partitions,
         )
         with self.log_path.open("ab") as log:
             log.write(f"--- streamguard: starting {binary} -c {config}\n".encode())

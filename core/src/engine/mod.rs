@@ -9,6 +9,7 @@ mod core;
 mod dwell;
 mod evidence;
 mod reload;
+mod shard;
 mod snapshot;
 mod state;
 mod threshold;
@@ -19,6 +20,7 @@ use crate::event::{self, BatchView, DeadLetter, EventBatch, Format, Kind, Reason
 use crate::rules::RuleSet;
 use alert::Alert;
 use arrow_array::RecordBatch;
+pub use shard::{partition_of, Shard};
 
 /// Counters since the engine started. `events_in = accepted + out_of_order + rejected`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -51,6 +53,8 @@ pub struct Engine {
     batch: EventBatch,
     arrow: ArrowScratch,
     rejected: [u64; Reason::ALL.len()],
+    /// The partition this engine owns, in a partitioned deployment.
+    shard: Option<Shard>,
 }
 
 impl Engine {
@@ -60,6 +64,7 @@ impl Engine {
             batch: EventBatch::default(),
             arrow: ArrowScratch::default(),
             rejected: [0; Reason::ALL.len()],
+            shard: None,
         }
     }
 
@@ -96,6 +101,9 @@ impl Engine {
                 } else {
                     event::proto::decode(input, &mut self.batch, dead);
                 }
+                if let Some(shard) = &self.shard {
+                    shard.retain(&mut self.batch, dead);
+                }
                 self.count(&dead[first_dead..]);
                 self.core.process(&self.batch.view(), out);
             }
@@ -130,6 +138,13 @@ impl Engine {
     ) {
         let first_dead = dead.len();
         let view = event::arrow::view(rb, default_kind, &mut self.arrow, dead);
+        let view = match (view, &self.shard) {
+            (Ok(v), Some(shard)) => match shard.foreign(&v) {
+                Some(why) => Err(DeadLetter::new(Reason::BadShipment, why, &[])),
+                None => Ok(v),
+            },
+            (v, _) => v,
+        };
         match view {
             Ok(view) => self.core.process(&view, out),
             Err(mut d) => {

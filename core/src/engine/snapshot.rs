@@ -218,6 +218,8 @@ pub(super) fn read(bytes: &[u8]) -> Result<Engine, Error> {
         batch: Default::default(),
         arrow: Default::default(),
         rejected,
+        // Configuration, not state: the owner sets it again (`Engine::set_shard`).
+        shard: None,
     })
 }
 

@@ -424,6 +424,34 @@ impl EventBatch {
             .push(e.declared_value_fen.unwrap_or(NONE_FEN));
     }
 
+    /// Append row `i` of `src`, column by column (no per-row allocation once warm).
+    pub fn push_row(&mut self, src: &EventBatch, i: usize) {
+        self.kind.push(src.kind[i]);
+        self.shipment.push(src.shipment.get(i));
+        self.ts.push(src.ts[i]);
+        self.id.push(src.id.get(i));
+        self.carrier.push(src.carrier.get(i));
+        self.status.push(src.status[i]);
+        self.location.push(src.location.get(i));
+        self.raw_status.push(src.raw_status.get(i));
+        self.signer_name.push(src.signer_name.get(i));
+        self.signer_type.push(src.signer_type[i]);
+        self.signer_proxy_id.push(src.signer_proxy_id.get(i));
+        self.signer_staff_id.push(src.signer_staff_id.get(i));
+        self.device.push(src.device.get(i));
+        for (col, from) in self.metrics.iter_mut().zip(&src.metrics) {
+            col.push(from[i]);
+        }
+        self.lat.push(src.lat[i]);
+        self.lon.push(src.lon[i]);
+        self.origin.push(src.origin.get(i));
+        self.dest.push(src.dest.get(i));
+        self.tier.push(src.tier[i]);
+        self.fragile.push(src.fragile[i]);
+        self.order.push(src.order.get(i));
+        self.declared_value_fen.push(src.declared_value_fen[i]);
+    }
+
     /// Row `i` as an owned event (tests, encoders, dead-letter rendering).
     pub fn event(&self, i: usize) -> Event {
         let s = |c: &StrColumn| String::from_utf8_lossy(c.get(i)).into_owned();

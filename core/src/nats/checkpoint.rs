@@ -104,7 +104,8 @@ mod tests {
     use crate::rules::RuleSet;
 
     const RULES: &str = r#"{"version": 3, "rules": [
-        {"id": "shock", "kind": "threshold", "metric": "shock_g", "op": "gt", "value": 3.0}]}"#;
+        {"id": "shock", "kind": "threshold", "metric": "shock_g", "op": "gt", "value": 3.0,
+         "severity": "critical"}]}"#;
 
     #[test]
     fn save_then_load_round_trips_and_damage_is_an_error() {

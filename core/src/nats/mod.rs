@@ -52,6 +52,8 @@ pub struct LiveConfig {
     pub durable: String,
     /// Subjects this worker consumes (a partition's subjects, or all input).
     pub filter_subjects: Vec<String>,
+    /// `(k, n)`: this worker owns partition `k` of `n` and refuses other shipments.
+    pub partition: Option<(u32, u32)>,
     /// Most messages evaluated between two PubAck waits.
     pub batch: usize,
     /// Least time between two checkpoints.
@@ -74,6 +76,7 @@ impl LiveConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            partition: None,
             batch: 1000,
             checkpoint_every: Duration::from_secs(2),
             tick: Duration::from_secs(1),

@@ -6,7 +6,7 @@
 //! Used by `streamguard up --demo`, `streamguard simulate --nats` and `streamguard bench --nats`.
 
 use super::setup::nats_err;
-use super::subjects::content_type;
+use super::subjects::{content_type, is_token, partition_of};
 use crate::error::{Error, ErrorKind};
 use crate::event::{arrow as arrow_ipc, json, proto, EventBatch, Format, Kind};
 use crate::sim::Simulator;
@@ -29,13 +29,20 @@ pub struct FeedConfig {
     pub creds: HashMap<String, (String, String)>,
     /// Sensor gateways (`gw01`…); a shipment's readings always go through the same one.
     pub gateways: usize,
+    /// The format of uploads (protobuf or Arrow).
     pub sensor_format: Format,
-    /// Readings per gateway upload.
+    /// Events per upload (gateways; carriers too when `batched`).
     pub upload: usize,
     /// Most events per second (None: as fast as possible).
     pub rate: Option<f64>,
     /// Wait for a JetStream PubAck on every message (durable, slower) instead of plain publish.
     pub acks: bool,
+    /// Scans and shipment events in uploads too (per carrier subject), not one per message.
+    pub batched: bool,
+    /// A partitioned deployment of this many workers: one-event messages carry the shipment
+    /// as a subject token (the server maps it to its partition), uploads are split by
+    /// partition and published on `….batch.<p>`.
+    pub partitions: Option<u32>,
     /// Publish the simulator's invalid raw lines too (on their carrier-less `sg.scan.SIM`).
     pub invalid: bool,
 }
@@ -154,6 +161,14 @@ pub fn gateway_name(i: usize) -> String {
     format!("gw{:02}", i + 1)
 }
 
+/// Events waiting for their source's next upload, by subject.
+struct Bucket {
+    source: String,
+    subject: String,
+    format: Format,
+    rows: EventBatch,
+}
+
 /// Publish up to `max_events` events of `sim` (all of them if None), until the feed ends or
 /// `stop` turns true.
 pub async fn publish_feed(
@@ -174,7 +189,6 @@ pub async fn publish_feed(
             "feed: gateways upload protobuf or arrow, not json",
         ));
     }
-    let gateways = cfg.gateways;
     let mut p = Publisher {
         cfg,
         sources: HashMap::new(),
@@ -184,9 +198,8 @@ pub async fn publish_feed(
     let started = Instant::now();
     let mut batch = EventBatch::default();
     let mut invalid = Vec::new();
-    // Readings waiting for their gateway's next upload, as row lists into `pending`.
-    let mut pending = EventBatch::default();
-    let mut by_gw: Vec<Vec<usize>> = vec![Vec::new(); gateways];
+    let mut buckets: Vec<Bucket> = Vec::new();
+    let mut bucket_of: HashMap<(u8, Vec<u8>), usize> = HashMap::new();
     let mut line = Vec::new();
     let limit = max_events.unwrap_or(u64::MAX);
     let mut taken = 0u64;
@@ -203,26 +216,59 @@ pub async fn publish_feed(
         taken += batch.len() as u64;
         for i in 0..batch.len() {
             let kind = Kind::from_u8(batch.kind[i]).unwrap_or(Kind::Scan);
-            let carrier = String::from_utf8_lossy(batch.carrier.get(i)).into_owned();
-            match kind {
-                Kind::Sensor => {
-                    let g = gateway_of(batch.shipment.get(i), gateways);
-                    by_gw[g].push(pending.len());
-                    pending.push(&batch.event(i));
-                    if by_gw[g].len() >= p.cfg.upload {
-                        upload(&mut p, &pending, &mut by_gw[g], g).await?;
+            if kind != Kind::Sensor && !p.cfg.batched {
+                // A carrier's feed: one JSON event per message.
+                line.clear();
+                json::encode_row(&batch, i, &mut line);
+                let (src, mut subject) = source_of(&batch, i, kind, p.cfg.gateways);
+                if let Some(n) = p.cfg.partitions {
+                    let ship = batch.shipment.get(i);
+                    if is_token(ship) {
+                        subject.push('.');
+                        subject.push_str(&String::from_utf8_lossy(ship));
+                    } else {
+                        subject.push_str(&format!(".batch.{}", partition_of(ship, n)));
                     }
                 }
-                Kind::Scan | Kind::Shipment => {
-                    line.clear();
-                    json::encode_row(&batch, i, &mut line);
-                    let (src, subject) = if kind == Kind::Scan {
-                        (format!("carrier:{carrier}"), format!("sg.scan.{carrier}"))
-                    } else {
-                        ("control".to_string(), format!("sg.ship.{carrier}"))
-                    };
-                    p.send(&src, subject, Format::Json, line.clone(), 1).await?;
+                p.send(&src, subject, Format::Json, line.clone(), 1).await?;
+                continue;
+            }
+            // Uploads group events by their subject: a gateway, or (batched) a carrier.
+            let mut key_token = if kind == Kind::Sensor {
+                gateway_of(batch.shipment.get(i), p.cfg.gateways)
+                    .to_le_bytes()
+                    .to_vec()
+            } else {
+                batch.carrier.get(i).to_vec()
+            };
+            // Partitioned: one bucket per (source, partition), on `<subject>.batch.<p>`.
+            let part = p
+                .cfg
+                .partitions
+                .map(|n| partition_of(batch.shipment.get(i), n));
+            if let Some(k) = part {
+                key_token.extend_from_slice(&k.to_le_bytes());
+            }
+            let b = match bucket_of.get(&(kind as u8, key_token.clone())) {
+                Some(&b) => b,
+                None => {
+                    let (source, mut subject) = source_of(&batch, i, kind, p.cfg.gateways);
+                    if let Some(k) = part {
+                        subject.push_str(&format!(".batch.{k}"));
+                    }
+                    buckets.push(Bucket {
+                        source,
+                        subject,
+                        format: p.cfg.sensor_format,
+                        rows: EventBatch::default(),
+                    });
+                    bucket_of.insert((kind as u8, key_token), buckets.len() - 1);
+                    buckets.len() - 1
                 }
+            };
+            buckets[b].rows.push_row(&batch, i);
+            if buckets[b].rows.len() >= p.cfg.upload {
+                upload(&mut p, &mut buckets[b]).await?;
             }
         }
         if p.cfg.invalid {
@@ -238,20 +284,31 @@ pub async fn publish_feed(
                 .await?;
             }
         }
-        if by_gw.iter().all(Vec::is_empty) {
-            pending.clear();
-        }
         pace(&p, started).await;
     }
-    for (g, rows) in by_gw.iter_mut().enumerate() {
-        if !rows.is_empty() {
-            upload(&mut p, &pending, rows, g).await?;
+    for b in &mut buckets {
+        if !b.rows.is_empty() {
+            upload(&mut p, b).await?;
         }
     }
     pace(&p, started).await;
     p.finish().await?;
     p.stats.seconds = started.elapsed().as_secs_f64();
     Ok(p.stats)
+}
+
+/// The NATS user and subject that publish row `i`: its carrier's scans, its gateway's
+/// readings, or the control plane's shipment events.
+fn source_of(batch: &EventBatch, i: usize, kind: Kind, gateways: usize) -> (String, String) {
+    let carrier = String::from_utf8_lossy(batch.carrier.get(i));
+    match kind {
+        Kind::Scan => (format!("carrier:{carrier}"), format!("sg.scan.{carrier}")),
+        Kind::Shipment => ("control".to_string(), format!("sg.ship.{carrier}")),
+        Kind::Sensor => {
+            let g = gateway_name(gateway_of(batch.shipment.get(i), gateways));
+            (format!("gateway:{g}"), format!("sg.sensor.{g}"))
+        }
+    }
 }
 
 /// Sleep until the events published so far are due at the configured rate.
@@ -265,31 +322,75 @@ async fn pace(p: &Publisher, started: Instant) {
     }
 }
 
-/// One gateway upload of the readings listed in `rows`.
-async fn upload(
-    p: &mut Publisher,
-    pending: &EventBatch,
-    rows: &mut Vec<usize>,
-    g: usize,
-) -> Result<(), Error> {
+/// One upload of a bucket's events, in its format; the bucket is emptied.
+async fn upload(p: &mut Publisher, b: &mut Bucket) -> Result<(), Error> {
     let mut body = Vec::new();
-    let format = p.cfg.sensor_format;
-    if format == Format::Protobuf {
-        proto::encode(pending, rows.iter().copied(), &mut body);
+    if b.format == Format::Protobuf {
+        proto::encode(&b.rows, 0..b.rows.len(), &mut body);
     } else {
-        let mut sub = EventBatch::default();
-        rows.iter().for_each(|&i| sub.push(&pending.event(i)));
-        arrow_ipc::write_ipc(&arrow_ipc::to_record_batches(&sub), &mut body);
+        arrow_ipc::write_ipc(&arrow_ipc::to_record_batches(&b.rows), &mut body);
     }
-    let n = rows.len() as u64;
-    rows.clear();
-    let name = gateway_name(g);
-    p.send(
-        &format!("gateway:{name}"),
-        format!("sg.sensor.{name}"),
-        format,
-        body,
-        n,
-    )
-    .await
+    let n = b.rows.len() as u64;
+    b.rows.clear();
+    p.send(&b.source, b.subject.clone(), b.format, body, n)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::SimConfig;
+
+    fn sim_batch() -> EventBatch {
+        let mut sim = Simulator::new(SimConfig {
+            shipments: 50,
+            events: 3_000,
+            ..SimConfig::default()
+        });
+        let (mut batch, mut invalid) = (EventBatch::default(), Vec::new());
+        sim.next_batch(3_000, &mut batch, &mut invalid);
+        batch
+    }
+
+    #[test]
+    fn push_row_copies_every_column() {
+        let src = sim_batch();
+        let (mut by_row, mut by_event) = (EventBatch::default(), EventBatch::default());
+        for i in (0..src.len()).rev() {
+            by_row.push_row(&src, i);
+            by_event.push(&src.event(i));
+        }
+        assert_eq!(by_row.len(), src.len());
+        for i in 0..src.len() {
+            assert_eq!(by_row.event(i), by_event.event(i));
+        }
+        assert_eq!(by_row.event(0), src.event(src.len() - 1));
+    }
+
+    #[test]
+    fn each_shipment_has_one_gateway_and_sources_follow_the_kind() {
+        let b = sim_batch();
+        let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut kinds = [0usize; 3];
+        for i in 0..b.len() {
+            let kind = Kind::from_u8(b.kind[i]).unwrap();
+            kinds[kind as usize] += 1;
+            let (src, subject) = source_of(&b, i, kind, 3);
+            match kind {
+                Kind::Sensor => {
+                    let g = gateway_of(b.shipment.get(i), 3);
+                    assert_eq!(*seen.entry(b.shipment.get(i).to_vec()).or_insert(g), g);
+                    assert_eq!(subject, format!("sg.sensor.{}", gateway_name(g)));
+                    assert_eq!(src, format!("gateway:{}", gateway_name(g)));
+                }
+                Kind::Scan => {
+                    let c = String::from_utf8_lossy(b.carrier.get(i));
+                    assert_eq!(subject, format!("sg.scan.{c}"));
+                    assert_eq!(src, format!("carrier:{c}"));
+                }
+                Kind::Shipment => assert_eq!(src, "control"),
+            }
+        }
+        assert!(kinds.iter().all(|&n| n > 0), "{kinds:?}");
+    }
 }

@@ -13,11 +13,31 @@ pub const DLQ_STREAM: &str = "SG_DLQ";
 pub const DLQ_SUBJECTS: [&str; 1] = ["sg.dlq.>"];
 /// Counters and rates, once a second (core NATS, not stored).
 pub const STATS_SUBJECT: &str = "sg.engine.stats";
+/// Partitioned workers share their scan watermarks here, so every worker's `W` follows the
+/// largest scan time of the whole input, as a single engine's would (spec §2).
+pub const WATERMARK_SUBJECT: &str = "sg.engine.watermark";
 /// Why a rule set from the KV bucket was refused (stored in `SG_DLQ`'s sibling subject space).
 pub const RULES_REJECTED_SUBJECT: &str = "sg.rules.rejected";
 /// Rule sets: bucket and key.
 pub const RULES_BUCKET: &str = "sg_rules";
 pub const RULES_KEY: &str = "active";
+
+pub use crate::engine::partition_of;
+
+/// What worker `k` of a partitioned deployment consumes: `sg.<kind>.<source>.<x>.<k>`.
+pub fn partition_subjects(k: u32) -> Vec<String> {
+    ["scan", "sensor", "ship"]
+        .iter()
+        .map(|kind| format!("sg.{kind}.*.*.{k}"))
+        .collect()
+}
+
+/// Whether `s` can stand as one subject token (no separators, wildcards or whitespace).
+pub fn is_token(s: &[u8]) -> bool {
+    !s.is_empty()
+        && s.iter()
+            .all(|&b| b > b' ' && b != b'.' && b != b'*' && b != b'>' && b != 0x7f)
+}
 
 /// The event kind a subject carries: `sg.scan.<carrier>[.…]`, `sg.sensor.<gateway>[.…]`,
 /// `sg.ship.<carrier>[.…]`. The token after the kind is required.
@@ -87,6 +107,17 @@ mod tests {
         assert_eq!(kind_of("sg.scan."), None);
         assert_eq!(kind_of("sg.alert.info"), None);
         assert_eq!(kind_of("xx.scan.SF"), None);
+    }
+
+    #[test]
+    fn partitions_are_fnv1a_32_like_the_server() {
+        // FNV-1a-32 reference values.
+        assert_eq!(partition_of(b"", u32::MAX), 0x811c_9dc5);
+        assert_eq!(partition_of(b"a", u32::MAX), 0xe40c_292c);
+        assert_eq!(partition_of(b"foobar", u32::MAX), 0xbf9c_f968);
+        assert!((0..1000).all(|i| partition_of(format!("S{i}").as_bytes(), 3) < 3));
+        assert_eq!(partition_subjects(1)[0], "sg.scan.*.*.1");
+        assert!(is_token(b"SF1234") && !is_token(b"a.b") && !is_token(b"a b") && !is_token(b""));
     }
 
     #[test]

@@ -145,6 +145,10 @@ async fn run_inner(
         .messages()
         .await
         .map_err(|e| nats_err(format!("cannot consume with {}", cfg.durable), e))?;
+    let mut peers = client
+        .subscribe(WATERMARK_SUBJECT)
+        .await
+        .map_err(|e| nats_err(format!("cannot subscribe to {WATERMARK_SUBJECT}"), e))?;
     let mut rules = bucket
         .watch_with_history(RULES_KEY)
         .await
@@ -211,6 +215,7 @@ async fn run_inner(
                 }
                 None => return Err(Error::new(ErrorKind::Nats, "the consumer's message stream ended")),
             },
+            Some(m) = peers.next() => w.peer_watermark(&m.payload).await?,
             _ = tick.tick() => w.on_tick().await?,
         }
         w.maybe_checkpoint(false)?;
@@ -432,11 +437,42 @@ impl Worker<'_> {
             }
         }
         self.report();
+        let own = self.engine.stats().watermark;
+        if own != i64::MIN {
+            let msg = serde_json::json!({"durable": self.cfg.durable, "watermark": own});
+            self.client
+                .publish(WATERMARK_SUBJECT, Bytes::from(msg.to_string()))
+                .await
+                .map_err(|e| nats_err("cannot publish the watermark", e))?;
+        }
         let stats = self.stats_json();
         self.client
             .publish(STATS_SUBJECT, Bytes::from(stats))
             .await
             .map_err(|e| nats_err("cannot publish stats", e))
+    }
+
+    /// A partitioned peer's watermark: ours moves up to it (never back). Held while recovering,
+    /// like the wall clock, since the crashed run's view of its peers cannot be replayed.
+    async fn peer_watermark(&mut self, payload: &[u8]) -> Result<(), Error> {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+            return Ok(());
+        };
+        let (Some(peer), Some(w)) = (v["durable"].as_str(), v["watermark"].as_i64()) else {
+            return Ok(());
+        };
+        if peer == self.cfg.durable || self.recovery.is_some() {
+            return Ok(());
+        }
+        if w > self.engine.stats().watermark {
+            self.engine.advance_watermark(w, &mut self.alerts);
+            self.dirty = true;
+            if !self.alerts.is_empty() {
+                self.publish_outputs(self.pos.last_seq, "").await?;
+                self.await_acks().await?;
+            }
+        }
+        Ok(())
     }
 
     async fn rules_changed(&mut self, entry: kv::Entry) -> Result<(), Error> {

@@ -97,7 +97,8 @@ impl PyLive {
     #[new]
     #[pyo3(signature = (
         nats_url, *, rules = None, time = "wall", state_dir = None, user = None, password = None,
-        durable = "sg-engine".to_string(), subjects = None, batch = 1000, checkpoint_ms = 2000, tick_ms = 1000,
+        durable = None, subjects = None, partition = None, batch = 1000, checkpoint_ms = 2000,
+        tick_ms = 1000,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -108,8 +109,9 @@ impl PyLive {
         state_dir: Option<PathBuf>,
         user: Option<String>,
         password: Option<String>,
-        durable: String,
+        durable: Option<String>,
         subjects: Option<Vec<String>>,
+        partition: Option<(u32, u32)>,
         batch: usize,
         checkpoint_ms: u64,
         tick_ms: u64,
@@ -133,6 +135,19 @@ impl PyLive {
                 "batch and tick_ms must be at least 1",
             ));
         }
+        if let Some((k, n)) = partition {
+            if n == 0 || k >= n {
+                return Err(errors::config_error(
+                    py,
+                    format!("partition: expected (k, n) with 0 <= k < n, got ({k}, {n})"),
+                ));
+            }
+        }
+        // Each partition's worker has its own consumer (and checkpoint file).
+        let durable = durable.unwrap_or_else(|| match partition {
+            Some((k, _)) => format!("sg-engine-p{k}"),
+            None => "sg-engine".to_string(),
+        });
         if durable.is_empty() || durable.contains(['.', '*', '>', ' ']) {
             return Err(errors::config_error(
                 py,
@@ -143,8 +158,11 @@ impl PyLive {
         cfg.user = user;
         cfg.password = password;
         cfg.durable = durable;
-        if let Some(s) = subjects {
-            cfg.filter_subjects = s;
+        cfg.partition = partition;
+        match (subjects, partition) {
+            (Some(s), _) => cfg.filter_subjects = s,
+            (None, Some((k, _))) => cfg.filter_subjects = nats::subjects::partition_subjects(k),
+            (None, None) => {}
         }
         cfg.batch = batch;
         cfg.checkpoint_every = Duration::from_millis(checkpoint_ms);
@@ -228,6 +246,8 @@ impl PyLive {
         let s = self.status.snapshot();
         let d = PyDict::new(py);
         d.set_item("phase", s.phase.as_str())?;
+        d.set_item("durable", &self.cfg.durable)?;
+        d.set_item("partition", self.cfg.partition)?;
         d.set_item("engine", stats_dict(py, &s.stats)?)?;
         d.set_item("messages", s.messages)?;
         d.set_item("last_seq", s.last_seq)?;
@@ -261,7 +281,8 @@ impl Drop for PyLive {
 #[pyfunction]
 #[pyo3(signature = (
     sim, nats_url, *, creds = None, gateways = 3, sensor_format = "protobuf", upload = 256,
-    rate = None, max_events = None, acks = true, invalid = false,
+    rate = None, max_events = None, acks = true, invalid = false, batched = false,
+    partitions = None,
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn publish_feed<'py>(
@@ -276,6 +297,8 @@ pub fn publish_feed<'py>(
     max_events: Option<u64>,
     acks: bool,
     invalid: bool,
+    batched: bool,
+    partitions: Option<u32>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let sensor_format = super::engine::parse_format(py, sensor_format)?;
     if sensor_format == Format::Json {
@@ -293,6 +316,8 @@ pub fn publish_feed<'py>(
         rate,
         acks,
         invalid,
+        batched,
+        partitions: partitions.filter(|&n| n > 1),
     };
     let sim = &mut sim.sim;
     let stats = py
