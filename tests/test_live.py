@@ -425,3 +425,29 @@ def test_two_partitioned_workers_match_one_worker(tmp_path: Path) -> None:
 
     assert len(settled(want)) > 50
     assert settled(got) == settled(want)
+
+
+def test_one_message_raising_thousands_of_alerts_does_not_stall(
+    live_stack: NatsStack, tmp_path: Path
+) -> None:
+    """More outputs than the client's 5000 unacknowledged publishes, from one message."""
+    engine = live_engine(live_stack, tmp_path)
+    engine.start()
+    n = 7_000
+    body = "\n".join(
+        json.dumps({"kind": "sensor", "shipment": f"BURST{i}", "ts": 1_000 + i, "shock_g": 9.0})
+        for i in range(n)
+    ).encode()
+
+    async def publish() -> None:
+        async with live_stack.connect("gateway-gw01") as (nc, _):
+            await nc.jetstream().publish("sg.sensor.gw01", body)
+
+    try:
+        asyncio.run(publish())
+        wait_caught_up(live_stack, timeout=30)
+        status = engine.status()
+    finally:
+        engine.stop()
+    assert status["alerts_published"] == n
+    assert len(alert_ids(live_stack)) == n

@@ -34,7 +34,7 @@ import pyarrow as pa
 from streamguard import __version__, _core
 from streamguard.sim import Simulator, example_rules
 
-__all__ = ["SCENARIOS", "Result", "run_bench"]
+__all__ = ["SCENARIOS", "Result", "run_bench", "summarize"]
 
 SCENARIOS = ("eval_arrow", "decode_eval_json", "decode_eval_protobuf")
 CHUNK_EVENTS = 65_536
@@ -80,7 +80,6 @@ def _machine() -> dict[str, Any]:
 def _measure(
     name: str, events: int, repeat: int, feed: Callable[[_core.Engine], None], rules: str
 ) -> tuple[Result, _core.Engine]:
-    rates: list[float] = []
     times: list[float] = []
     engine = _core.Engine(rules)
     for _ in range(repeat):
@@ -94,17 +93,22 @@ def _measure(
         finally:
             gc.enable()
         times.append(seconds)
-        rates.append(events / seconds)
-    result = Result(
+    return summarize(name, events, times), engine
+
+
+def summarize(name: str, events: int, times: Sequence[float]) -> Result:
+    """``events`` processed in each of ``times`` (seconds, one per repetition): the median
+    seconds and events/s, and the spread (min/max events/s) over the repetitions."""
+    rates = [events / t for t in times]
+    return Result(
         name=name,
         events=events,
         seconds=statistics.median(times),
         events_per_s=statistics.median(rates),
         events_per_s_min=min(rates),
         events_per_s_max=max(rates),
-        repeats=repeat,
+        repeats=len(times),
     )
-    return result, engine
 
 
 def _scenario(

@@ -2,7 +2,7 @@
 
     streamguard replay --rules RULES.json [--format json|protobuf|arrow] FILE...
     streamguard simulate --out PATH [--format ...] [--seed N] [--shipments N] [--events N]
-    streamguard bench [--quick] [--json PATH] [--repeat N]
+    streamguard bench [--quick] [--json PATH] [--repeat N] [--nats]
     streamguard demo
     streamguard engine --nats-url URL --rules FILE [--time wall|event] [--state-dir DIR]
     streamguard up [--demo] [--nats-port N] [--var DIR] [--rules FILE]
@@ -156,8 +156,38 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from streamguard.bench import run_bench
+    from streamguard.bench import SCENARIOS, run_bench
 
+    scenarios = args.scenario or []
+    if args.nats:
+        import dataclasses
+
+        from streamguard.bench_nats import DEFAULT, NATS_SCENARIOS, QUICK, run_bench_nats
+
+        if any(s not in NATS_SCENARIOS for s in scenarios):
+            raise CommandError(f"--nats runs only {', '.join(NATS_SCENARIOS)}")
+        if args.shipments or args.validate_arrow:
+            raise CommandError("--shipments and --validate-arrow are for the in-process bench")
+        sizes = QUICK if args.quick else DEFAULT
+        if args.events:
+            sizes = dataclasses.replace(
+                sizes, batched_events=args.events, per_event_events=max(args.events // 8, 1)
+            )
+        if args.probes:
+            sizes = dataclasses.replace(sizes, probes=args.probes)
+        return run_bench_nats(
+            repeat=args.repeat,
+            json_path=Path(args.json) if args.json else None,
+            scenarios=scenarios or None,
+            sizes=sizes,
+            acked=not args.no_acked,
+            engine_batch=args.engine_batch,
+            latency_rate=args.latency_rate,
+        )
+    if any(s not in SCENARIOS for s in scenarios):
+        raise CommandError(f"without --nats, --scenario is one of {', '.join(SCENARIOS)}")
+    if args.probes or args.engine_batch or args.latency_rate or args.no_acked:
+        raise CommandError("--probes, --engine-batch, --latency-rate, --no-acked need --nats")
     return run_bench(
         quick=args.quick,
         repeat=args.repeat,
@@ -200,13 +230,15 @@ def cmd_engine(args: argparse.Namespace) -> int:
             password=password,
             durable=args.durable,
             subjects=args.subject or None,
+            partition=args.partition,
         )
     except RuleError as e:
         raise CommandError(f"invalid rule file {args.rules}: {e}") from e
     with stop_on_signals() as stop:
         engine.start()
         sys.stderr.write(
-            f"{PROG} engine: consuming SG_EVENTS from {args.nats_url} as {args.durable} "
+            f"{PROG} engine: consuming SG_EVENTS from {args.nats_url} "
+            f"as {engine.status()['durable']} "
             f"({args.time} time); SIGTERM or Ctrl-C drains and stops\n"
         )
         line = StatusLine(engine, sys.stderr)
@@ -231,6 +263,17 @@ def cmd_up(args: argparse.Namespace) -> int:
         rate=args.rate,
         duration=args.duration,
     )
+
+
+def _partition(text: str) -> tuple[int, int]:
+    k, sep, n = text.partition("/")
+    try:
+        kn = (int(k), int(n))
+    except ValueError:
+        kn = (-1, 0)
+    if not sep or not 0 <= kn[0] < kn[1]:
+        raise argparse.ArgumentTypeError(f"expected K/N with 0 <= K < N, got {text!r}")
+    return kn
 
 
 def _positive(text: str) -> int:
@@ -301,21 +344,62 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench",
-        help="single-core throughput of the engine on simulated data",
+        help="throughput of the engine on simulated data (in process, or --nats end to end)",
         description="In-process single-core throughput through the binding: eval_arrow "
-        "(pre-decoded Arrow batches), decode_eval_json (NDJSON), decode_eval_protobuf.",
+        "(pre-decoded Arrow batches), decode_eval_json (NDJSON), decode_eval_protobuf. "
+        "With --nats, end to end through private nats-servers on this machine instead: "
+        "nats_batched (1000-event protobuf messages), nats_per_event (one event per message), "
+        "alert_latency (publish to alert, at half the nats_batched rate).",
     )
-    p.add_argument("--quick", action="store_true", help="~50k shipments, ~1M events, 3 repeats")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="~50k shipments, ~1M events, 3 repeats (--nats: ~2M/100k events, 1 repeat)",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    p.add_argument("--repeat", type=_positive, help="repetitions per scenario (default 5, quick 3)")
+    p.add_argument(
+        "--repeat", type=_positive, help="repetitions per scenario (default 5, quick 3; --nats 3/1)"
+    )
     p.add_argument(
         "--scenario",
         action="append",
-        choices=("eval_arrow", "decode_eval_json", "decode_eval_protobuf"),
-        help="run only this scenario (repeatable)",
+        choices=(
+            "eval_arrow",
+            "decode_eval_json",
+            "decode_eval_protobuf",
+            "nats_batched",
+            "nats_per_event",
+            "alert_latency",
+        ),
+        help="run only this scenario (repeatable; the nats_* ones and alert_latency need --nats)",
     )
     p.add_argument("--shipments", type=_positive, help="override the shipment count")
-    p.add_argument("--events", type=_positive, help="override the event count")
+    p.add_argument(
+        "--events",
+        type=_positive,
+        help="override the event count (--nats: nats_batched's; nats_per_event gets an eighth)",
+    )
+    p.add_argument(
+        "--nats",
+        action="store_true",
+        help="end to end through a private nats-server: publisher, server and engine here",
+    )
+    p.add_argument("--probes", type=_positive, help="--nats: alert_latency probes (default 500)")
+    p.add_argument(
+        "--engine-batch",
+        type=_positive,
+        help="--nats: NATS messages the engine evaluates per batch (default 1000)",
+    )
+    p.add_argument(
+        "--latency-rate",
+        type=float,
+        help="--nats: alert_latency's background rate in events/s (default: half nats_batched)",
+    )
+    p.add_argument(
+        "--no-acked",
+        action="store_true",
+        help="--nats: skip nats_batched_acked (the batched feed with a PubAck per message)",
+    )
     p.add_argument(
         "--validate-arrow",
         action="store_true",
@@ -348,7 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--password", help="NATS password (default: $STREAMGUARD_NATS_PASSWORD when --user)"
     )
-    p.add_argument("--durable", default="sg-engine", help="durable consumer name")
+    p.add_argument("--durable", help="durable consumer name (default sg-engine, or sg-engine-p<K>)")
+    p.add_argument(
+        "--partition",
+        type=_partition,
+        metavar="K/N",
+        help="be worker K of N: consume sg.<kind>.*.*.<K> and refuse other partitions' shipments",
+    )
     p.add_argument(
         "--subject",
         action="append",

@@ -18,8 +18,9 @@ use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// PubAcks in flight before the publisher waits for the oldest.
-const ACK_WINDOW: usize = 8192;
+/// PubAcks in flight before the publisher waits for the oldest; below async-nats's 5000, past
+/// which a publish blocks until an ack is awaited (see `worker.rs`).
+const ACK_WINDOW: usize = 4096;
 
 #[derive(Clone, Debug)]
 pub struct FeedConfig {
@@ -81,15 +82,13 @@ impl Publisher {
                     .user_and_password(u.clone(), p.clone())
                     .custom_inbox_prefix(format!("_INBOX_{u}"));
             }
-            let client = opts
-                .connect(self.cfg.nats_url.as_str())
-                .await
-                .map_err(|e| {
-                    nats_err(
-                        format!("{name}: cannot connect to {}", self.cfg.nats_url),
-                        e,
-                    )
-                })?;
+            let servers: Vec<&str> = self.cfg.nats_url.split(',').map(str::trim).collect();
+            let client = opts.connect(servers).await.map_err(|e| {
+                nats_err(
+                    format!("{name}: cannot connect to {}", self.cfg.nats_url),
+                    e,
+                )
+            })?;
             let js = jetstream::new(client.clone());
             self.sources.insert(name.to_string(), Source { client, js });
         }

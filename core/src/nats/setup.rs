@@ -24,7 +24,9 @@ pub async fn connect(cfg: &LiveConfig, name: &str) -> Result<async_nats::Client,
     if let (Some(u), Some(p)) = (&cfg.user, &cfg.password) {
         opts = opts.user_and_password(u.clone(), p.clone());
     }
-    opts.connect(cfg.nats_url.as_str())
+    // A cluster is given as comma-separated URLs.
+    let servers: Vec<&str> = cfg.nats_url.split(',').map(str::trim).collect();
+    opts.connect(servers)
         .await
         .map_err(|e| nats_err(format!("cannot connect to NATS at {}", cfg.nats_url), e))
 }

@@ -28,11 +28,16 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// Outputs awaiting their PubAck before the oldest is waited for. async-nats admits 5000
+/// unacknowledged publishes and then blocks the next one until an ack is *awaited*, so a
+/// batch raising more alerts than that would wait on itself forever.
+const MAX_IN_FLIGHT: usize = 4096;
 
 /// Consecutive consumer errors after which the engine gives up (heartbeats are every 5 s).
 const MAX_CONSUMER_ERRORS: u32 = 12;
@@ -78,7 +83,7 @@ struct Worker<'a> {
     recovery: Option<Recovery>,
     alerts: Vec<Alert>,
     dead: Vec<DeadLetter>,
-    acks: Vec<(Out, PublishAckFuture)>,
+    acks: VecDeque<(Out, PublishAckFuture)>,
     json: Vec<u8>,
     ckpt_path: Option<PathBuf>,
     ckpt_buf: Vec<u8>,
@@ -164,7 +169,7 @@ async fn run_inner(
         recovery,
         alerts: Vec::new(),
         dead: Vec::new(),
-        acks: Vec::new(),
+        acks: VecDeque::new(),
         json: Vec::new(),
         ckpt_path,
         ckpt_buf: Vec::new(),
@@ -368,7 +373,8 @@ impl Worker<'_> {
                 .send_publish(format!("sg.alert.{}", a.severity.as_str()), msg)
                 .await
                 .map_err(|e| nats_err("cannot publish an alert", e))?;
-            self.acks.push((Out::Alert, fut));
+            self.acks.push_back((Out::Alert, fut));
+            self.bound_in_flight().await?;
             self.alerts_published += 1;
             self.status
                 .push_alert(String::from_utf8_lossy(&self.json).into_owned());
@@ -394,7 +400,8 @@ impl Worker<'_> {
                 .send_publish(format!("sg.dlq.{}", d.reason.as_str()), msg)
                 .await
                 .map_err(|e| nats_err("cannot publish a dead letter", e))?;
-            self.acks.push((Out::Dead, fut));
+            self.acks.push_back((Out::Dead, fut));
+            self.bound_in_flight().await?;
             self.dead_published += 1;
         }
         self.dead = dead;
@@ -410,8 +417,23 @@ impl Worker<'_> {
         found
     }
 
+    /// Wait for every output's PubAck (the input may then be acked).
     async fn await_acks(&mut self) -> Result<(), Error> {
-        for (out, fut) in self.acks.drain(..) {
+        while !self.acks.is_empty() {
+            self.await_oldest().await?;
+        }
+        Ok(())
+    }
+
+    async fn bound_in_flight(&mut self) -> Result<(), Error> {
+        while self.acks.len() > MAX_IN_FLIGHT {
+            self.await_oldest().await?;
+        }
+        Ok(())
+    }
+
+    async fn await_oldest(&mut self) -> Result<(), Error> {
+        if let Some((out, fut)) = self.acks.pop_front() {
             let ack = fut
                 .await
                 .map_err(|e| nats_err("an output was not acknowledged by JetStream", e))?;
@@ -518,6 +540,11 @@ impl Worker<'_> {
             return Ok(());
         };
         if !self.dirty || (!force && self.last_ckpt.elapsed() < self.cfg.checkpoint_every) {
+            return Ok(());
+        }
+        // Mid-recovery the skip set is not in the checkpoint: a crash now must recover from the
+        // older checkpoint again, whose read-back still covers every output since.
+        if self.recovery.is_some() {
             return Ok(());
         }
         debug_assert!(self.acks.is_empty());
