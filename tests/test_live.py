@@ -451,3 +451,29 @@ def test_one_message_raising_thousands_of_alerts_does_not_stall(
         engine.stop()
     assert status["alerts_published"] == n
     assert len(alert_ids(live_stack)) == n
+
+
+def test_simulate_publishes_into_a_running_stack(
+    live_stack: NatsStack, tmp_path: Path, cli: Any
+) -> None:
+    engine = live_engine(live_stack, tmp_path)
+    engine.start()
+    try:
+        r = cli(
+            "simulate", "--nats-url", live_stack.url, "--var", live_stack.var_dir,
+            "--events", "4000", "--shipments", "100", "--sensor-format", "arrow",
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert "as each carrier and gateway" in r.stderr
+        wait_caught_up(live_stack)
+        status = engine.status()
+    finally:
+        engine.stop()
+    subjects = {".".join(m.subject.split(".")[:2]) for m in read_stream(live_stack, "SG_EVENTS")}
+    assert subjects == {"sg.scan", "sg.sensor", "sg.ship"}
+    assert status["engine"]["events_in"] > 3000
+    # Without the stack's credentials the server refuses the feed: a clear error, exit 2.
+    r = cli("simulate", "--nats-url", live_stack.url, "--var", tmp_path / "none", "--events", "10")
+    assert r.returncode == 2
+    assert "streamguard: error:" in r.stderr
+    assert "Authorization" in r.stderr or "authorization" in r.stderr

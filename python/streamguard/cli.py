@@ -1,7 +1,8 @@
 """The ``streamguard`` command.
 
     streamguard replay --rules RULES.json [--format json|protobuf|arrow] FILE...
-    streamguard simulate --out PATH [--format ...] [--seed N] [--shipments N] [--events N]
+    streamguard simulate (--out PATH | --nats-url URL) [--format ...] [--seed N] [--shipments N]
+                         [--events N]
     streamguard bench [--quick] [--json PATH] [--repeat N] [--nats]
     streamguard demo
     streamguard engine --nats-url URL --rules FILE [--time wall|event] [--state-dir DIR]
@@ -121,9 +122,38 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate_to_nats(args: argparse.Namespace) -> int:
+    from streamguard.live import feed_credentials, publish_sim
+    from streamguard.sim import Simulator
+
+    creds = None
+    if (Path(args.var) / "nats" / "creds").is_dir():
+        creds = feed_credentials(Path(args.var))
+    sim = Simulator(args.seed, args.shipments, args.events, args.invalid_rate)
+    stats = publish_sim(
+        sim,
+        args.nats_url,
+        creds=creds,
+        sensor_format=args.sensor_format,
+        rate=args.rate,
+        invalid=args.invalid_rate > 0,
+        partitions=args.partitions,
+    )
+    if not args.quiet:
+        sys.stderr.write(
+            f"{PROG} simulate: {_fmt_int(stats['events'])} events "
+            f"+ {_fmt_int(stats['invalid'])} invalid in {_fmt_int(stats['messages'])} messages "
+            f"to {args.nats_url} in {stats['seconds']:.2f} s "
+            f"({'as each carrier and gateway' if creds else 'without credentials'})\n"
+        )
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from streamguard.sim import Simulator
 
+    if args.nats_url:
+        return _simulate_to_nats(args)
     fmt = args.format
     if fmt is None:
         fmt = FORMAT_BY_SUFFIX.get(Path(args.out).suffix.lower(), "json")
@@ -327,7 +357,25 @@ def build_parser() -> argparse.ArgumentParser:
         "sensor readings with shocks, heat, humidity and battery drain, shipment events, "
         "duplicates, out-of-order readings and a few invalid events (JSON only).",
     )
-    p.add_argument("--out", required=True, metavar="PATH", help="output file, - for stdout")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="PATH", help="output file, - for stdout")
+    where.add_argument(
+        "--nats-url",
+        metavar="URL",
+        help="publish to NATS instead, as the carriers (one JSON scan per message on "
+        "sg.scan.<carrier>), gateways (uploads on sg.sensor.<gateway>) and control plane do",
+    )
+    p.add_argument(
+        "--var", default="var", help="--nats-url: the stack whose credentials to use (./var)"
+    )
+    p.add_argument("--rate", type=float, help="--nats-url: events per second (default: max)")
+    p.add_argument(
+        "--sensor-format", choices=("protobuf", "arrow"), default="protobuf",
+        help="--nats-url: the gateways' upload format",
+    )  # fmt: skip
+    p.add_argument(
+        "--partitions", type=_positive, help="--nats-url: subjects for N partitioned workers"
+    )
     p.add_argument("--format", choices=FORMATS, help="default: from --out's extension, else json")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--shipments", type=_positive, default=2_000)

@@ -19,8 +19,9 @@ from types import FrameType
 from typing import Any, TextIO
 
 from streamguard._core import LiveEngine, publish_feed
+from streamguard.errors import StackError
 from streamguard.sim import Simulator, example_rules
-from streamguard.stack import CONTROL_USER, ENGINE_USER, NatsServer
+from streamguard.stack import CONTROL_USER, ENGINE_USER, NatsServer, load_credentials
 
 __all__ = [
     "SIM_CARRIERS",
@@ -38,18 +39,26 @@ SIM_CARRIERS = ("SF", "JD", "YTO", "ZTO", "STO", "EMS", "YUNDA", "DBL")
 SIM_GATEWAYS = ("gw01", "gw02", "gw03")
 
 
-def feed_credentials(server: NatsServer) -> dict[str, tuple[str, str]]:
-    """Each simulated source's NATS user: ``carrier:<C>``, ``gateway:<G>``, ``control``
+def feed_credentials(stack: NatsServer | Path) -> dict[str, tuple[str, str]]:
+    """Each simulated source's NATS user, from a stack's credentials (a running
+    :class:`NatsServer`, or its var dir): ``carrier:<C>``, ``gateway:<G>``, ``control``
     (shipment events), and ``default`` (the control user) for anything else."""
+    var_dir = stack.var_dir if isinstance(stack, NatsServer) else Path(stack)
     creds: dict[str, tuple[str, str]] = {}
-    for c in server.carriers:
-        cr = server.credentials(f"carrier-{c}")
-        creds[f"carrier:{c}"] = (cr.user, cr.password)
-    for g in server.gateways:
-        cr = server.credentials(f"gateway-{g}")
-        creds[f"gateway:{g}"] = (cr.user, cr.password)
-    control = server.credentials(CONTROL_USER)
-    creds["control"] = creds["default"] = (control.user, control.password)
+    for path in sorted((var_dir / "nats" / "creds").glob("*.json")):
+        user = path.stem
+        kind, _, name = user.partition("-")
+        if kind in ("carrier", "gateway") and name:
+            key = f"{kind}:{name}"
+        elif user == CONTROL_USER:
+            key = "control"
+        else:
+            continue
+        c = load_credentials(var_dir, user)
+        creds[key] = (c.user, c.password)
+    if "control" not in creds:
+        raise StackError(f"no stack credentials under {var_dir / 'nats' / 'creds'}")
+    creds["default"] = creds["control"]
     return creds
 
 
