@@ -7,6 +7,7 @@
     streamguard demo
     streamguard engine --nats-url URL --rules FILE [--time wall|event] [--state-dir DIR]
     streamguard up [--demo] [--nats-port N] [--var DIR] [--rules FILE]
+    streamguard sql "SELECT ..." [--format table|json|csv] [--dsn DSN]
 
 Exit status: 0 when the input was processed (even with rejected events), 2 for a usage error,
 an invalid rule file or an unreadable input (one line on stderr: ``streamguard: error: ...``).
@@ -295,6 +296,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_sql(args: argparse.Namespace) -> int:
+    from streamguard.store import default_dsn, open_store
+
+    # A read-only tool: no migrations, so it also works as a read-only server user.
+    with open_store(args.dsn or default_dsn(), migrate=False) as store:
+        out = store.query_formatted(args.query, args.format)
+    sys.stdout.buffer.write(out)
+    sys.stdout.buffer.flush()
+    return 0
+
+
 def _partition(text: str) -> tuple[int, int]:
     k, sep, n = text.partition("/")
     try:
@@ -512,6 +524,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=2_000.0, help="demo events per second")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser(
+        "sql",
+        help="query the store (ClickHouse: embedded chDB or a server)",
+        description="Run one query against the store and print the result. Tables: scans, "
+        "sensor_readings, shipments (shipments_latest), alerts (alert_status), dead_letters, "
+        "engine_stats. A query ClickHouse rejects prints its error and exits 2.",
+    )
+    p.add_argument("query", help='e.g. "SELECT state, count() FROM alerts GROUP BY state"')
+    p.add_argument(
+        "--format",
+        choices=("json", "table", "csv"),
+        default="table",
+        help="json: one object per line; csv: with a header line (default: table)",
+    )
+    p.add_argument(
+        "--dsn",
+        help="chdb:///abs/path or http(s)://user:password@host:port/database "
+        "(default: $STREAMGUARD_DSN, else chdb://<./var/clickhouse>)",
+    )
+    p.set_defaults(func=cmd_sql)
     return parser
 
 

@@ -1,0 +1,69 @@
+"""Versioned schema migrations, applied in order on start and recorded in ``schema_migrations``.
+
+Rules for adding one: append a :class:`Migration` with the next version; never edit or reorder
+an applied one; every statement must be idempotent (``IF NOT EXISTS`` / ``IF EXISTS``), since a
+migration interrupted half-way, or run by two processes at once, is run again whole. Statements
+are the same text for chDB and for a server: only the transport differs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from streamguard.store import tables as t
+
+__all__ = ["MIGRATIONS", "Migration", "record_batch", "render"]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step. ``statements`` may use ``{retention_days}`` (the events' TTL)."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "events, alerts, dead letters, engine stats",
+        (
+            t.SCANS_DDL,
+            t.SENSOR_READINGS_DDL,
+            t.SHIPMENTS_DDL,
+            t.SHIPMENTS_LATEST_DDL,
+            t.ALERTS_DDL,
+            t.ALERT_STATUS_DDL,
+            t.DEAD_LETTERS_DDL,
+            t.ENGINE_STATS_DDL,
+        ),
+    ),
+)
+
+
+def render(migration: Migration, retention_days: int) -> list[str]:
+    """The migration's statements with the configuration filled in."""
+    return [s.format(retention_days=retention_days).strip() for s in migration.statements]
+
+
+def record_batch(migration: Migration) -> pa.RecordBatch:
+    """The ``schema_migrations`` row that records ``migration`` as applied now."""
+    now_ms = time.time_ns() // 1_000_000
+    return pa.RecordBatch.from_pylist(
+        [{"version": migration.version, "name": migration.name, "applied_at": now_ms}],
+        schema=t.MIGRATIONS_SCHEMA,
+    )
+
+
+def _check_order() -> None:
+    versions = [m.version for m in MIGRATIONS]
+    # A gap or a repeat means someone edited history: fail at import, not on a customer's disk.
+    if versions != list(range(1, len(versions) + 1)):
+        raise AssertionError(f"migration versions must be 1..N in order, got {versions}")
+
+
+_check_order()
