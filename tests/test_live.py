@@ -169,19 +169,18 @@ def _engine_cmd(stack: NatsStack, tmp_path: Path, rules: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def test_kill_9_three_times_neither_loses_nor_repeats_an_alert(
-    live_stack: NatsStack, tmp_path: Path
-) -> None:
-    rules = tmp_path / "rules.json"
-    rules.write_text(example_rules())
-    cmd = _engine_cmd(live_stack, tmp_path, rules)
+def kill_9_three_times(stack: NatsStack, cmd: list[str], rate: float) -> dict[str, Any]:
+    """Run ``cmd`` (an engine) while a feed is published, ``kill -9`` it three times
+    mid-stream, restart it each time, let it catch up and stop it with SIGTERM. Returns what
+    the feed published."""
     done = threading.Event()
     errors: list[BaseException] = []
+    sent: dict[str, Any] = {}
 
     def publish() -> None:
         try:
             # Slow enough that the kills land mid-stream.
-            feed(live_stack, seed=11, events=60_000, rate=12_000)
+            sent.update(feed(stack, seed=11, events=60_000, rate=rate))
         except BaseException as e:
             errors.append(e)
         finally:
@@ -212,19 +211,53 @@ def test_kill_9_three_times_neither_loses_nor_repeats_an_alert(
             proc = start()
         publisher.join()
         assert not errors, errors
-        wait_caught_up(live_stack)
+        wait_caught_up(stack)
     finally:
         proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
+        code = proc.wait(timeout=60)
         assert proc.stderr is not None
         tail = proc.stderr.read()
         proc.stderr.close()
         assert code == 0, tail
     assert kills == 3
+    return sent
+
+
+def test_kill_9_three_times_neither_loses_nor_repeats_an_alert(
+    live_stack: NatsStack, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(example_rules())
+    kill_9_three_times(live_stack, _engine_cmd(live_stack, tmp_path, rules), rate=12_000)
     got = alert_ids(live_stack)
     want = replay_ids(live_stack, example_rules())
     assert len(got) == len(set(got)), "an alert record was published twice"
     assert got == want
+
+
+def test_kill_9_with_storage_stores_every_event_and_alert_once(
+    live_stack: NatsStack, tmp_path: Path
+) -> None:
+    from streamguard.store import open_store
+
+    rules = tmp_path / "rules.json"
+    rules.write_text(example_rules())
+    dsn = f"chdb://{tmp_path / 'clickhouse'}"
+    cmd = [*_engine_cmd(live_stack, tmp_path, rules), "--dsn", dsn]
+    sent = kill_9_three_times(live_stack, cmd, rate=6_000)
+    alerts = alert_ids(live_stack)
+    dead = read_stream(live_stack, "SG_DLQ")
+    with open_store(dsn) as store:
+        stored = 0
+        for table in ("scans", "sensor_readings", "shipments"):
+            [(n, unique)] = store.rows(f"SELECT count(), uniqExact(seq, idx) FROM {table}")
+            assert n == unique, f"{table}: {n - unique} events stored twice"
+            stored += n
+        [(n_alerts, unique_alerts)] = store.rows("SELECT count(), uniqExact(id, state) FROM alerts")
+        [(n_dead,)] = store.rows("SELECT count() FROM dead_letters")
+    assert stored == sent["events"], "every published event is stored, once"
+    assert n_alerts == unique_alerts == len(alerts) > 0
+    assert n_dead == len(dead)
 
 
 def test_same_events_twice_give_no_duplicate_alerts(live_stack: NatsStack, tmp_path: Path) -> None:

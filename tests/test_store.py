@@ -111,7 +111,8 @@ def test_a_migration_recorded_twice_is_stored_once(store: Store) -> None:
     from streamguard.store import migrations
 
     store.insert_arrow("schema_migrations", migrations.record_batch(MIGRATIONS[0]), "migration:1")
-    assert count(store, "schema_migrations") == 1
+    assert store.rows("SELECT count() FROM schema_migrations WHERE version = 1") == [(1,)]
+    assert count(store, "schema_migrations") == len(MIGRATIONS)
 
 
 # ---- deduplication -------------------------------------------------------------------------

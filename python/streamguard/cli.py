@@ -262,21 +262,39 @@ def cmd_engine(args: argparse.Namespace) -> int:
             durable=args.durable,
             subjects=args.subject or None,
             partition=args.partition,
+            store=args.dsn is not None,
         )
     except RuleError as e:
         raise CommandError(f"invalid rule file {args.rules}: {e}") from e
-    with stop_on_signals() as stop:
+    with contextlib.ExitStack() as stack:
+        stop = stack.enter_context(stop_on_signals())
+        writer = None
+        store = None
+        if args.dsn is not None:
+            from streamguard.store import open_store
+
+            store = stack.enter_context(open_store(args.dsn))
         engine.start()
+        if store is not None:
+            from streamguard.store.writer import StoreWriter
+
+            writer = StoreWriter(engine, store)
+            writer.start()
         sys.stderr.write(
             f"{PROG} engine: consuming SG_EVENTS from {args.nats_url} "
-            f"as {engine.status()['durable']} "
-            f"({args.time} time); SIGTERM or Ctrl-C drains and stops\n"
+            f"as {engine.status()['durable']} ({args.time} time"
+            f"{', storing to ' + str(store.dsn) if store is not None else ''}); "
+            f"SIGTERM or Ctrl-C drains and stops\n"
         )
-        line = StatusLine(engine, sys.stderr)
+        line = StatusLine(engine, sys.stderr, writer)
         while not stop.wait(args.interval) and engine.running:
             if not args.quiet:
                 line.print()
-        engine.stop()
+        try:
+            engine.stop()
+        finally:
+            if writer is not None:
+                writer.stop()
     if not args.quiet:
         line.print()
     return 0
@@ -292,6 +310,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         time_mode=args.time,
         demo=args.demo,
         rate=args.rate,
+        dsn=args.dsn,
         duration=args.duration,
     )
 
@@ -505,6 +524,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SUBJECT",
         help="consume only these subjects (repeatable; default sg.scan.>, sg.sensor.>, sg.ship.>)",
     )
+    p.add_argument(
+        "--dsn",
+        help="store events, alerts and dead letters (chdb:///path or http(s)://...); "
+        "input is acked once stored",
+    )
     p.add_argument("--interval", type=float, default=5.0, help="seconds between status lines")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_engine)
@@ -523,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time", choices=("wall", "event"), default="wall")
     p.add_argument("--rate", type=float, default=2_000.0, help="demo events per second")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--dsn", help="storage (default: chDB in VAR/clickhouse)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser(

@@ -16,12 +16,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from streamguard._core import LiveEngine, publish_feed
 from streamguard.errors import StackError
 from streamguard.sim import Simulator, example_rules
 from streamguard.stack import CONTROL_USER, ENGINE_USER, NatsServer, load_credentials
+
+if TYPE_CHECKING:
+    from streamguard.store.writer import StoreWriter
 
 __all__ = [
     "SIM_CARRIERS",
@@ -122,9 +125,10 @@ def _n(x: int) -> str:
 class StatusLine:
     """A readable line of rates and counts, plus the alerts published since the last line."""
 
-    def __init__(self, engine: LiveEngine, out: TextIO) -> None:
+    def __init__(self, engine: LiveEngine, out: TextIO, writer: StoreWriter | None = None) -> None:
         self.engine = engine
         self.out = out
+        self.writer = writer
         self.last_events = 0
         self.last_time = time.monotonic()
         self.seen: set[str] = set()
@@ -140,7 +144,9 @@ class StatusLine:
             f"[{time.strftime('%H:%M:%S')}] {s['phase']:<10} events {_n(e['events_in'])} "
             f"({_n(round(rate))}/s)  shipments {_n(e['shipments'])}  alerts: "
             f"{_n(e['fired'])} fired, {_n(e['resolved'])} resolved, {_n(e['retracted'])} "
-            f"retracted  dead letters {_n(rejected)}  lag {_n(s['pending'])} msgs\n"
+            f"retracted  dead letters {_n(rejected)}  lag {_n(s['pending'])} msgs"
+            + (f"  stored {_n(self.writer.rows)} rows" if self.writer is not None else "")
+            + "\n"
         )
         fresh = [a for a in self.engine.recent_alerts() if a not in self.seen]
         self.seen = set(self.engine.recent_alerts())
@@ -191,14 +197,20 @@ def run_up(
     shipments: int = 5_000,
     duration: float | None = None,
     interval: float = 2.0,
+    dsn: str | None = None,
     out: TextIO = sys.stderr,
 ) -> int:
     """Run the embedded stack until SIGTERM/Ctrl-C (or ``duration`` seconds): a private
-    nats-server under ``var_dir/nats``, the engine (checkpoints in ``var_dir/engine``) and,
-    with ``demo``, the simulator publishing as carriers and gateways."""
+    nats-server under ``var_dir/nats``, the engine (checkpoints in ``var_dir/engine``), storage
+    (chDB in ``var_dir/clickhouse`` unless ``dsn``) and, with ``demo``, the simulator
+    publishing as carriers and gateways."""
+    from streamguard.store import open_store
+    from streamguard.store.writer import StoreWriter
+
     var_dir = var_dir.resolve()
     with (
         stop_on_signals() as stop,
+        open_store(dsn or f"chdb://{var_dir / 'clickhouse'}") as store,
         NatsServer(var_dir, SIM_CARRIERS, SIM_GATEWAYS, port=nats_port) as server,
     ):
         creds = server.credentials(ENGINE_USER)
@@ -209,11 +221,14 @@ def run_up(
             state_dir=str(var_dir / "engine"),
             user=creds.user,
             password=creds.password,
+            store=True,
         )
         engine.start()
+        writer = StoreWriter(engine, store, out)
+        writer.start()
         out.write(
             f"streamguard up: nats-server at {server.url} (data in {server.nats_dir}), "
-            f"engine {engine.status()['phase']}; Ctrl-C stops\n"
+            f"storage {store.dsn}, engine {engine.status()['phase']}; Ctrl-C stops\n"
         )
         feeder: threading.Thread | None = None
         if demo:
@@ -227,7 +242,7 @@ def run_up(
                 f"streamguard up: demo feed of {_n(round(rate))} events/s from "
                 f"{len(SIM_CARRIERS)} carriers and {len(SIM_GATEWAYS)} gateways\n"
             )
-        line = StatusLine(engine, out)
+        line = StatusLine(engine, out, writer)
         deadline = None if duration is None else time.monotonic() + duration
         while not stop.is_set() and engine.running:
             wait = interval if deadline is None else min(interval, deadline - time.monotonic())
@@ -239,7 +254,10 @@ def run_up(
         stop.set()
         if feeder is not None:
             feeder.join(timeout=10)
-        out.write("streamguard up: stopping (draining the engine, checkpointing)\n")
-        engine.stop()
+        out.write("streamguard up: stopping (draining the engine, storing, checkpointing)\n")
+        try:
+            engine.stop()
+        finally:
+            writer.stop()
         line.print()
     return 0

@@ -92,6 +92,21 @@ impl Engine {
         out: &mut Vec<Alert>,
         dead: &mut Vec<DeadLetter>,
     ) {
+        self.process_bytes_kept(format, input, default_kind, out, dead, None);
+    }
+
+    /// [`Engine::process_bytes`], also handing back what was evaluated, for storage: JSON and
+    /// protobuf rows stay in [`Engine::decoded`]; Arrow record batches that were accepted are
+    /// pushed to `kept` (shared, not copied).
+    pub fn process_bytes_kept(
+        &mut self,
+        format: Format,
+        input: &[u8],
+        default_kind: Option<Kind>,
+        out: &mut Vec<Alert>,
+        dead: &mut Vec<DeadLetter>,
+        mut kept: Option<&mut Vec<RecordBatch>>,
+    ) {
         let first_dead = dead.len();
         match format {
             Format::Json | Format::Protobuf => {
@@ -112,6 +127,11 @@ impl Engine {
                     for rb in &batches {
                         let first = dead.len();
                         self.process_record_batch(rb, default_kind, out, dead);
+                        if dead.len() == first {
+                            if let Some(k) = kept.as_deref_mut() {
+                                k.push(rb.clone());
+                            }
+                        }
                         // A batch rejected whole carries the bytes it came in.
                         for d in &mut dead[first..] {
                             if d.raw.is_empty() {
@@ -126,6 +146,11 @@ impl Engine {
                 }
             },
         }
+    }
+
+    /// The valid rows of the last JSON or protobuf input given to [`Engine::process_bytes`].
+    pub fn decoded(&self) -> &EventBatch {
+        &self.batch
     }
 
     /// Evaluate an Arrow record batch without copying its columns.

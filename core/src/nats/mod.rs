@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod publish;
 pub mod setup;
 pub mod status;
+pub mod store;
 pub mod subjects;
 mod worker;
 

@@ -16,12 +16,13 @@
 use super::checkpoint::{self, Position};
 use super::setup::{self, nats_err};
 use super::status::{Phase, Status};
+use super::store::{Journal, StoreItem, StoreSender};
 use super::subjects::{self, *};
 use super::{LiveConfig, TimeMode};
 use crate::engine::alert::Alert;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind};
-use crate::event::{DeadLetter, Reason};
+use crate::event::{DeadLetter, Format, Reason};
 use crate::rules::RuleSet;
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
@@ -48,8 +49,9 @@ pub async fn run(
     cfg: LiveConfig,
     status: Arc<Status>,
     mut stop: watch::Receiver<bool>,
+    store: Option<StoreSender>,
 ) -> Result<(), Error> {
-    let res = run_inner(&cfg, &status, &mut stop).await;
+    let res = run_inner(&cfg, &status, &mut stop, store).await;
     status.update(|s| match &res {
         Ok(()) => s.phase = Phase::Stopped,
         Err(e) => {
@@ -59,6 +61,8 @@ pub async fn run(
     });
     res
 }
+
+mod storage;
 
 /// Outputs re-processing may find already published.
 struct Recovery {
@@ -95,12 +99,14 @@ struct Worker<'a> {
     dead_published: u64,
     recovered_skipped: u64,
     checkpoints: u64,
+    store: Option<storage::StoreSide>,
 }
 
 async fn run_inner(
     cfg: &LiveConfig,
     status: &Status,
     stop: &mut watch::Receiver<bool>,
+    store: Option<StoreSender>,
 ) -> Result<(), Error> {
     status.update(|s| s.phase = Phase::Starting);
     let client = setup::connect(cfg, "streamguard-engine").await?;
@@ -140,6 +146,30 @@ async fn run_inner(
         Some(Recovery { ids, until })
     } else {
         None
+    };
+    let (store, mut stored) = match store {
+        Some(s) => {
+            let journal = cfg
+                .state_dir
+                .as_ref()
+                .map(|d| Journal::new(d, &cfg.durable));
+            let forced = match &journal {
+                Some(j) => j.ends_after(pos.last_seq).map_err(|e| {
+                    Error::with_source(ErrorKind::Io, "cannot read the storage journal", e)
+                })?,
+                None => Default::default(),
+            };
+            let side = storage::StoreSide {
+                items: s.items,
+                item: StoreItem::default(),
+                journal,
+                forced,
+                held: Default::default(),
+                alert_only: 0,
+            };
+            (Some(side), Some(s.done))
+        }
+        None => (None, None),
     };
     let consumer = setup::consumer_from(&events, cfg, pos.last_seq).await?;
     let mut input = consumer
@@ -181,6 +211,7 @@ async fn run_inner(
         dead_published: 0,
         recovered_skipped: 0,
         checkpoints: 0,
+        store,
     };
     w.report();
 
@@ -220,12 +251,13 @@ async fn run_inner(
                 }
                 None => return Err(Error::new(ErrorKind::Nats, "the consumer's message stream ended")),
             },
+            Some(seq) = storage::next_stored(&mut stored) => w.on_stored(seq).await?,
             Some(m) = peers.next() => w.peer_watermark(&m.payload).await?,
             _ = tick.tick() => w.on_tick().await?,
         }
-        w.maybe_checkpoint(false)?;
+        w.maybe_checkpoint(false, &mut stored).await?;
     }
-    w.maybe_checkpoint(true)?;
+    w.maybe_checkpoint(true, &mut stored).await?;
     w.report();
     w.client
         .flush()
@@ -262,6 +294,12 @@ async fn initial_rules(cfg: &LiveConfig, bucket: &kv::Store) -> Result<RuleSet, 
     }
 }
 
+async fn ack(m: &jetstream::Message) -> Result<(), Error> {
+    m.ack()
+        .await
+        .map_err(|e| Error::new(ErrorKind::Nats, format!("cannot ack input: {e}")))
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -285,7 +323,7 @@ impl Worker<'_> {
                 // Already in the state: a redelivery from before the consumer was re-created.
                 continue;
             }
-            self.evaluate(m);
+            self.evaluate(m, seq);
             self.publish_outputs(seq, &m.subject).await?;
             self.pos.last_seq = seq;
             self.messages += 1;
@@ -294,20 +332,30 @@ impl Worker<'_> {
                 self.recovery = None;
                 self.status.update(|s| s.phase = Phase::Running);
             }
+            if self.store_boundary(seq) {
+                self.await_acks().await?;
+                self.flush_store(Some(m.clone())).await?;
+            }
         }
         self.await_acks().await?;
-        if let Some(last) = batch.last() {
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        if self.store.is_some() {
+            // Acked once stored (`on_stored`).
+            if self.store_flush_due() {
+                self.flush_store(Some(last.clone())).await?;
+            }
+        } else {
             // AckPolicy::All: acking the last message acks the batch.
-            last.ack()
-                .await
-                .map_err(|e| Error::new(ErrorKind::Nats, format!("cannot ack input: {e}")))?;
+            ack(last).await?;
         }
         self.report();
         Ok(())
     }
 
     /// Decode one message as its subject and Content-Type say, and evaluate it.
-    fn evaluate(&mut self, m: &jetstream::Message) {
+    fn evaluate(&mut self, m: &jetstream::Message, seq: u64) {
         let reject = |reason: Reason, detail: String| DeadLetter {
             reason,
             detail,
@@ -345,18 +393,39 @@ impl Worker<'_> {
             self.dead.push(d);
             return;
         }
-        self.engine.process_bytes(
+        let Some(st) = self.store.as_mut() else {
+            self.engine.process_bytes(
+                format,
+                &m.payload,
+                Some(kind),
+                &mut self.alerts,
+                &mut self.dead,
+            );
+            return;
+        };
+        let mut kept = Vec::new();
+        self.engine.process_bytes_kept(
             format,
             &m.payload,
             Some(kind),
             &mut self.alerts,
             &mut self.dead,
+            Some(&mut kept),
         );
+        st.item.cover(seq);
+        if format == Format::Arrow {
+            st.item.push_arrow(kept, kind, seq);
+        } else {
+            st.item.push_rows(self.engine.decoded(), seq);
+        }
     }
 
     /// Send the pending alert records and dead letters (of input `seq`, for dead letters' ids).
     async fn publish_outputs(&mut self, seq: u64, subject: &str) -> Result<(), Error> {
         let alerts = std::mem::take(&mut self.alerts);
+        if let Some(st) = self.store.as_mut() {
+            st.item.alerts.extend(alerts.iter().cloned());
+        }
         for a in &alerts {
             let id = format!("{}:{}", a.id, a.state.as_str());
             if self.already_published(&id) {
@@ -383,6 +452,11 @@ impl Worker<'_> {
         self.alerts.clear();
 
         let dead = std::mem::take(&mut self.dead);
+        if let Some(st) = self.store.as_mut() {
+            st.item
+                .dead
+                .extend(dead.iter().map(|d| (d.clone(), subject.to_string(), seq)));
+        }
         for (i, d) in dead.iter().enumerate() {
             let id = format!("{seq}:{i}");
             if self.already_published(&id) {
@@ -535,11 +609,19 @@ impl Worker<'_> {
     }
 
     /// Checkpoint if due (or `force`d) and there is something new. Outputs are all acked here.
-    fn maybe_checkpoint(&mut self, force: bool) -> Result<(), Error> {
-        let Some(path) = &self.ckpt_path else {
-            return Ok(());
-        };
-        if !self.dirty || (!force && self.last_ckpt.elapsed() < self.cfg.checkpoint_every) {
+    async fn maybe_checkpoint(
+        &mut self,
+        force: bool,
+        stored: &mut Option<tokio::sync::mpsc::UnboundedReceiver<u64>>,
+    ) -> Result<(), Error> {
+        if force {
+            // Stopping: everything handed to storage is stored before we go.
+            self.settle_store(stored).await?;
+        }
+        if self.ckpt_path.is_none()
+            || !self.dirty
+            || (!force && self.last_ckpt.elapsed() < self.cfg.checkpoint_every)
+        {
             return Ok(());
         }
         // Mid-recovery the skip set is not in the checkpoint: a crash now must recover from the
@@ -548,7 +630,13 @@ impl Worker<'_> {
             return Ok(());
         }
         debug_assert!(self.acks.is_empty());
+        // The state must not run ahead of storage: everything up to here is stored first.
+        self.settle_store(stored).await?;
+        let Some(path) = &self.ckpt_path else {
+            return Ok(());
+        };
         checkpoint::save(path, self.pos, &self.engine, &mut self.ckpt_buf)?;
+        self.store_checkpointed()?;
         self.dirty = false;
         self.last_ckpt = Instant::now();
         self.checkpoints += 1;

@@ -4,16 +4,20 @@
 use super::engine::stats_dict;
 use super::errors;
 use super::sim::PySimulator;
+use crate::engine::alert::to_record_batch;
 use crate::error::Error;
 use crate::event::Format;
 use crate::nats::publish::{publish_feed as run_feed, FeedConfig};
+use crate::nats::store::{self, StoreLink};
 use crate::nats::{self, LiveConfig, Phase, Status, TimeMode};
 use crate::rules::RuleSet;
+use arrow_pyarrow::ToPyArrow;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
@@ -49,6 +53,10 @@ fn rules_bytes(rules: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 #[pyclass(module = "streamguard._core", name = "LiveEngine")]
 pub struct PyLive {
     cfg: LiveConfig,
+    /// Hand evaluated input to a storage writer (`next_store_item` / `store_done`).
+    store: bool,
+    items: Option<Arc<Mutex<tokio::sync::mpsc::Receiver<store::StoreItem>>>>,
+    done: Option<tokio::sync::mpsc::UnboundedSender<u64>>,
     status: Arc<Status>,
     stop: Option<watch::Sender<bool>>,
     task: Option<JoinHandle<Result<(), Error>>>,
@@ -98,7 +106,7 @@ impl PyLive {
     #[pyo3(signature = (
         nats_url, *, rules = None, time = "wall", state_dir = None, user = None, password = None,
         durable = None, subjects = None, partition = None, batch = 1000, checkpoint_ms = 2000,
-        tick_ms = 1000,
+        tick_ms = 1000, store = false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -115,6 +123,7 @@ impl PyLive {
         batch: usize,
         checkpoint_ms: u64,
         tick_ms: u64,
+        store: bool,
     ) -> PyResult<Self> {
         let mut cfg = LiveConfig::new(nats_url);
         if let Some(r) = rules {
@@ -169,6 +178,9 @@ impl PyLive {
         cfg.tick = Duration::from_millis(tick_ms);
         Ok(PyLive {
             cfg,
+            store,
+            items: None,
+            done: None,
             status: Arc::new(Status::default()),
             stop: None,
             task: None,
@@ -186,7 +198,15 @@ impl PyLive {
         let (tx, rx) = watch::channel(false);
         self.status = Arc::new(Status::default());
         self.outcome = None;
-        let task = runtime().spawn(nats::run(self.cfg.clone(), self.status.clone(), rx));
+        let sender = if self.store {
+            let (sender, StoreLink { items, done }) = store::link();
+            self.items = Some(Arc::new(Mutex::new(items)));
+            self.done = Some(done);
+            Some(sender)
+        } else {
+            None
+        };
+        let task = runtime().spawn(nats::run(self.cfg.clone(), self.status.clone(), rx, sender));
         self.stop = Some(tx);
         self.task = Some(task);
         let deadline = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
@@ -262,6 +282,22 @@ impl PyLive {
         Ok(d)
     }
 
+    /// The storage side of a `store=True` engine, once started: hand it to one writer thread.
+    fn store_feed(&self, py: Python<'_>) -> PyResult<PyStoreFeed> {
+        match (&self.items, &self.done) {
+            (Some(items), Some(done)) => Ok(PyStoreFeed {
+                durable: self.cfg.durable.clone(),
+                items: items.clone(),
+                done: done.clone(),
+                closed: Arc::new(AtomicBool::new(false)),
+            }),
+            _ => Err(errors::config_error(
+                py,
+                "no store feed: start an engine created with store=True first",
+            )),
+        }
+    }
+
     /// The latest alert records published (oldest first), as JSON text.
     fn recent_alerts(&self) -> Vec<String> {
         self.status.recent_alerts()
@@ -330,4 +366,85 @@ pub fn publish_feed<'py>(
     d.set_item("bytes", stats.bytes)?;
     d.set_item("seconds", stats.seconds)?;
     Ok(d)
+}
+
+/// What a `store=True` engine hands its storage writer, and the way back ("stored"). Separate
+/// from the engine object so the writer thread never holds the engine while it waits.
+#[pyclass(module = "streamguard._core", name = "StoreFeed", frozen)]
+pub struct PyStoreFeed {
+    durable: String,
+    items: Arc<Mutex<tokio::sync::mpsc::Receiver<store::StoreItem>>>,
+    done: tokio::sync::mpsc::UnboundedSender<u64>,
+    closed: Arc<AtomicBool>,
+}
+
+#[pymethods]
+impl PyStoreFeed {
+    /// The next item for storage (waiting up to `timeout` s), or None: a dict with `token`,
+    /// `first_seq`, `last_seq`, `events` (pyarrow batches, one table's each, with `seq` and
+    /// `idx`), `alerts` (a batch, or None) and `dead` (`(reason, detail, raw, subject, seq)`).
+    /// Call `done(last_seq)` once it is stored: the input is acked then.
+    #[pyo3(signature = (timeout = 0.2))]
+    fn next_item<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: f64,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let items = self.items.clone();
+        let wait = Duration::from_secs_f64(timeout.max(0.0));
+        let item = py.detach(move || {
+            let mut items = items.lock().unwrap_or_else(|p| p.into_inner());
+            runtime().block_on(async { tokio::time::timeout(wait, items.recv()).await })
+        });
+        let item = match item {
+            Ok(Some(item)) => item,
+            Ok(None) => {
+                self.closed.store(true, Ordering::Release);
+                return Ok(None);
+            }
+            Err(_) => return Ok(None),
+        };
+        let d = PyDict::new(py);
+        d.set_item("token", item.token(&self.durable))?;
+        d.set_item("first_seq", item.first_seq)?;
+        d.set_item("last_seq", item.last_seq)?;
+        let batches = py.detach(|| item.event_batches());
+        let events = batches
+            .iter()
+            .map(|rb| rb.to_pyarrow(py))
+            .collect::<PyResult<Vec<_>>>()?;
+        d.set_item("events", PyList::new(py, events)?)?;
+        if item.alerts.is_empty() {
+            d.set_item("alerts", py.None())?;
+        } else {
+            d.set_item("alerts", to_record_batch(&item.alerts).to_pyarrow(py)?)?;
+        }
+        let dead = item
+            .dead
+            .iter()
+            .map(|(dl, subject, seq)| {
+                (
+                    dl.reason.as_str(),
+                    dl.detail.as_str(),
+                    PyBytes::new(py, &dl.raw),
+                    subject.as_str(),
+                    *seq,
+                )
+            })
+            .collect::<Vec<_>>();
+        d.set_item("dead", dead)?;
+        Ok(Some(d))
+    }
+
+    /// Storage has stored the item ending at `last_seq`: its input may be acked.
+    fn done(&self, last_seq: u64) {
+        // A stopped engine no longer listens; nothing is lost, its input stays un-acked.
+        let _ = self.done.send(last_seq);
+    }
+
+    /// True once the engine has ended and every item it handed over was taken.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
 }

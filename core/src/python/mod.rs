@@ -17,6 +17,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::PyEngine>()?;
     m.add_class::<sim::PySimulator>()?;
     m.add_class::<live::PyLive>()?;
+    m.add_class::<live::PyStoreFeed>()?;
     m.add_function(wrap_pyfunction!(live::publish_feed, m)?)?;
     m.add_function(wrap_pyfunction!(sim::example_rules, m)?)?;
     m.add_function(wrap_pyfunction!(sim::convert, m)?)?;

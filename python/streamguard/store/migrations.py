@@ -42,6 +42,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             t.ENGINE_STATS_DDL,
         ),
     ),
+    Migration(
+        2,
+        "event keys: stream sequence and row",
+        tuple(t.event_key_ddl(table) for table in t.EVENT_TABLES.values()),
+    ),
 )
 
 

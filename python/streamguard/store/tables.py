@@ -36,6 +36,8 @@ __all__ = [
     "DeadLetterLike",
     "alerts_for_storage",
     "dead_letters_batch",
+    "dead_letters_from_messages",
+    "event_key_ddl",
     "stats_batch",
 ]
 
@@ -149,6 +151,16 @@ PARTITION BY toYYYYMM(ts)
 ORDER BY (shipment, ts)
 SETTINGS {_DEDUP}
 """
+
+
+def event_key_ddl(table: str) -> str:
+    """Migration 2: each stored event's key, its message's ``SG_EVENTS`` sequence and its row
+    in that message (the live engine fills them; 0 for rows stored by other means)."""
+    return (
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS seq UInt64 DEFAULT 0 {Z}, "
+        f"ADD COLUMN IF NOT EXISTS idx UInt32 DEFAULT 0 {Z}"
+    )
+
 
 SHIPMENTS_LATEST_DDL = f"""
 CREATE VIEW IF NOT EXISTS shipments_latest AS
@@ -287,6 +299,28 @@ DEAD_LETTERS_SCHEMA = _schema(
         pa.field("stream_seq", pa.uint64()),
     ]
 )
+
+
+def dead_letters_from_messages(
+    rows: Iterable[tuple[str, str, bytes, str, int]], received_ms: int
+) -> pa.RecordBatch:
+    """``(reason, detail, raw, subject, stream_seq)`` rows, one per dead letter, as a batch."""
+    cols: list[list[Any]] = [[], [], [], [], []]
+    for row in rows:
+        for col, value in zip(cols, row, strict=True):
+            col.append(value)
+    n = len(cols[0])
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array([received_ms] * n, pa.int64()).view(_TS_ARROW),
+            pa.array(cols[0], pa.string()),
+            pa.array(cols[1], pa.string()),
+            pa.array(cols[2], pa.binary()),
+            pa.array(cols[3], pa.string()),
+            pa.array(cols[4], pa.uint64()),
+        ],
+        schema=DEAD_LETTERS_SCHEMA,
+    )
 
 
 def dead_letters_batch(
