@@ -21,8 +21,9 @@ def test_bench_nats_tiny_run_reports_every_scenario(cli: CliRunner, tmp_path: Pa
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     by_name = {r["name"]: r for r in doc["results"]}
-    assert set(by_name) == {"nats_batched", "nats_batched_acked", "nats_per_event", "alert_latency"}
-    for name in ("nats_batched", "nats_batched_acked", "nats_per_event"):
+    throughput = ("nats_batched", "nats_batched_acked", "nats_batched_stored", "nats_per_event")
+    assert set(by_name) == {*throughput, "alert_latency"}
+    for name in throughput:
         r = by_name[name]
         assert r["events"] > 0
         assert r["events_per_s"] > 0
@@ -31,6 +32,8 @@ def test_bench_nats_tiny_run_reports_every_scenario(cli: CliRunner, tmp_path: Pa
         assert r["duplicated"] == 0, r
         assert all(run["events_in"] == run["events"] for run in r["runs"]), r["runs"]
         assert isinstance(r["met"], bool)
+    stored = by_name["nats_batched_stored"]["runs"][0]
+    assert stored["bytes_on_disk_per_event"] > 1
     assert by_name["nats_batched"]["headline"]
     assert by_name["nats_batched"]["events_per_message"] > 100
     per_event = by_name["nats_per_event"]

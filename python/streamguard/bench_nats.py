@@ -53,6 +53,8 @@ from streamguard.live import (
 )
 from streamguard.sim import Simulator, example_rules
 from streamguard.stack import CONTROL_USER, ENGINE_USER, NatsCredentials, NatsServer
+from streamguard.store import open_store
+from streamguard.store.writer import StoreWriter
 
 __all__ = [
     "NATS_SCENARIOS",
@@ -61,13 +63,14 @@ __all__ = [
     "run_bench_nats",
 ]
 
-NATS_SCENARIOS = ("nats_batched", "nats_per_event", "alert_latency")
+NATS_SCENARIOS = ("nats_batched", "nats_batched_stored", "nats_per_event", "alert_latency")
 SEED = 42
 UPLOAD = 1000
 SENSOR_FORMAT = "protobuf"
 # The targets of ARCHITECTURE.md (publisher, server and engine on the same 2 cores).
 TARGET_BATCHED = 5_000_000.0
 TARGET_PER_EVENT = 500_000.0
+TARGET_STORED = 1_000_000.0
 TARGET_P99_MS = 50.0
 # The simulator plays each shipment's whole life in ~800 events: enough shipments that the
 # feed is not cut short, few enough that scans keep realistic gaps (dwell alerts stay rare).
@@ -134,6 +137,8 @@ class FeedRun:
     duplicated: int
     rejected: int
     alerts_published: int
+    #: nats_batched_stored: bytes on disk per stored event (chDB's active parts).
+    bytes_on_disk_per_event: float | None = None
 
 
 @dataclass
@@ -222,13 +227,16 @@ class Latency:
 
 
 @contextlib.contextmanager
-def _stack(tag: str, engine_batch: int) -> Iterator[tuple[NatsServer, LiveEngine]]:
+def _stack(
+    tag: str, engine_batch: int, store: bool = False
+) -> Iterator[tuple[NatsServer, LiveEngine, StoreWriter | None]]:
     """A private nats-server (the simulator's carriers and gateways as users) and a started
-    live engine, both in a fresh temp dir; stopped and removed on exit."""
-    with (
-        tempfile.TemporaryDirectory(prefix=f"sg-bench-{tag}-") as tmp,
-        NatsServer(Path(tmp) / "var", SIM_CARRIERS, SIM_GATEWAYS) as server,
-    ):
+    live engine, both in a fresh temp dir (with ``store``, also chDB there and the storage
+    writer); stopped and removed on exit."""
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix=f"sg-bench-{tag}-"))
+        server = stack.enter_context(NatsServer(Path(tmp) / "var", SIM_CARRIERS, SIM_GATEWAYS))
+        db = stack.enter_context(open_store(f"chdb://{tmp}/clickhouse")) if store else None
         creds = server.credentials(ENGINE_USER)
         engine = LiveEngine(
             server.url,
@@ -238,13 +246,19 @@ def _stack(tag: str, engine_batch: int) -> Iterator[tuple[NatsServer, LiveEngine
             user=creds.user,
             password=creds.password,
             batch=engine_batch,
+            store=store,
         )
         engine.start()
+        writer = StoreWriter(engine, db) if db is not None else None
+        if writer is not None:
+            writer.start()
         try:
-            yield server, engine
+            yield server, engine, writer
         finally:
             with contextlib.suppress(Exception):  # a stalled engine may not stop in time
                 engine.stop(timeout=10.0)
+            if writer is not None:
+                writer.stop(timeout=10.0)
 
 
 class _Feed(threading.Thread):
@@ -298,10 +312,11 @@ def _stall_detail(server: NatsServer, status: dict[str, Any]) -> str:
     )
 
 
-def _feed_run(name: str, events: int, engine_batch: int, **kw: Any) -> FeedRun:
-    """Publish a fresh simulated feed to a fresh stack and time it until the engine has it all."""
+def _feed_run(name: str, events: int, engine_batch: int, store: bool = False, **kw: Any) -> FeedRun:
+    """Publish a fresh simulated feed to a fresh stack and time it until the engine has it all
+    (with ``store``: until every event is stored)."""
     sim = Simulator(SEED, max(events // EVENTS_PER_SHIPMENT, 100), events, invalid_rate=0.0)
-    with _stack(name, engine_batch) as (server, engine):
+    with _stack(name, engine_batch, store) as (server, engine, writer):
         feed = _Feed(server, sim, **kw)
         start = time.perf_counter()
         feed.start()
@@ -309,7 +324,7 @@ def _feed_run(name: str, events: int, engine_batch: int, **kw: Any) -> FeedRun:
         while True:
             status = engine.status()
             now = time.perf_counter()
-            n = status["engine"]["events_in"]
+            n = status["engine"]["events_in"] if writer is None else writer.events
             if status["phase"] == "failed":
                 raise NatsBenchError(f"{name}: the engine failed: {status['error']}")
             if feed.error is not None:
@@ -334,6 +349,7 @@ def _feed_run(name: str, events: int, engine_batch: int, **kw: Any) -> FeedRun:
         # Anything beyond the published count (a redelivery) shows up within a few polls.
         time.sleep(0.2)
         status = engine.status()
+        disk = _bytes_per_event(writer) if writer is not None else None
     st = feed.stats
     n = status["engine"]["events_in"]
     return FeedRun(
@@ -347,7 +363,18 @@ def _feed_run(name: str, events: int, engine_batch: int, **kw: Any) -> FeedRun:
         duplicated=max(n - st["events"], 0),
         rejected=sum(status["engine"]["rejected"].values()),
         alerts_published=status["alerts_published"],
+        bytes_on_disk_per_event=disk,
     )
+
+
+def _bytes_per_event(writer: StoreWriter) -> float:
+    """Bytes on disk per stored event (the event tables' active parts)."""
+    [(size, rows)] = writer.store.rows(
+        "SELECT sum(bytes_on_disk), sum(rows) FROM system.parts WHERE active "
+        "AND database = currentDatabase() "
+        "AND table IN ('scans', 'sensor_readings', 'shipments')"
+    )
+    return float(size) / max(int(rows), 1)
 
 
 def _throughput(
@@ -362,6 +389,7 @@ def _throughput(
     acks: bool,
     batched: bool,
     upload: int,
+    store: bool = False,
 ) -> Throughput:
     runs: list[FeedRun] = []
     for i in range(repeat):
@@ -369,6 +397,7 @@ def _throughput(
             name,
             events,
             engine_batch,
+            store,
             batched=batched,
             upload=upload,
             acks=acks,
@@ -475,7 +504,7 @@ def _latency_run(rate: float, sizes: NatsSizes, run: int) -> LatencyRun:
     published = [0]
     errors: list[BaseException] = []
 
-    with _stack("latency", sizes.engine_batch) as (server, engine):
+    with _stack("latency", sizes.engine_batch) as (server, engine, _):
         creds = feed_credentials(server)
 
         def background() -> None:
@@ -570,6 +599,10 @@ PER_EVENT_NOTE = (
     "PubAck'ed; every message carries exactly one event: scans and shipment events as one JSON "
     "object, sensor readings (gateways send protobuf/Arrow only) as protobuf uploads of one reading"
 )
+STORED_NOTE = (
+    "as nats_batched, and every event, alert and dead letter stored in chDB (embedded "
+    "ClickHouse) before its input is acked; timed until the last event is stored"
+)
 BATCHED_NOTE = (
     f"uploads of {UPLOAD} events (protobuf) per message, plain publishes (no PubAck wait); "
     "0 lost is checked at the engine (events_in == events published)"
@@ -609,9 +642,11 @@ def _table(
             f"(asked for {lat.target_rate:,.0f}: half of nats_batched, or --latency-rate)"
         )
     for t in throughputs:
+        disk = [r.bytes_on_disk_per_event for r in t.runs if r.bytes_on_disk_per_event]
         rows.append(
             f"  {t.result.name}: {t.events_per_message:,.1f} events/message, {t.messages:,} "
             f"messages{' (headline)' if t.headline else ''}; {t.note}"
+            + (f"; {statistics.median(disk):.1f} bytes on disk per stored event" if disk else "")
         )
     for name, why in failed.items():
         rows.append(f"  {name}: FAILED: {why}")
@@ -663,17 +698,25 @@ def run_bench_nats(
 
     def throughput(name: str, repeat: int, acks: bool) -> Callable[[], Throughput]:
         per_event = name == "nats_per_event"
+        stored = name == "nats_batched_stored"
         return lambda: _throughput(
             name,
             sizes.per_event_events if per_event else sizes.batched_events,
             repeat,
             sizes.engine_batch,
-            target=TARGET_PER_EVENT if per_event else TARGET_BATCHED,
-            headline=per_event or not acks,
-            note=PER_EVENT_NOTE if per_event else ACKED_NOTE if acks else BATCHED_NOTE,
+            target=TARGET_PER_EVENT if per_event else TARGET_STORED if stored else TARGET_BATCHED,
+            headline=per_event or stored or not acks,
+            note=PER_EVENT_NOTE
+            if per_event
+            else STORED_NOTE
+            if stored
+            else ACKED_NOTE
+            if acks
+            else BATCHED_NOTE,
             acks=acks,
             batched=not per_event,
             upload=1 if per_event else UPLOAD,
+            store=stored,
         )
 
     batched: Throughput | None = None
@@ -686,6 +729,10 @@ def run_bench_nats(
             throughputs.append(batched)
     if "nats_batched" in wanted and acked:
         t = attempt("nats_batched_acked", throughput("nats_batched_acked", sizes.repeat, True))
+        if t is not None:
+            throughputs.append(t)
+    if "nats_batched_stored" in wanted:
+        t = attempt("nats_batched_stored", throughput("nats_batched_stored", sizes.repeat, False))
         if t is not None:
             throughputs.append(t)
     if "nats_per_event" in wanted:

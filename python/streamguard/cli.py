@@ -427,7 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="In-process single-core throughput through the binding: eval_arrow "
         "(pre-decoded Arrow batches), decode_eval_json (NDJSON), decode_eval_protobuf. "
         "With --nats, end to end through private nats-servers on this machine instead: "
-        "nats_batched (1000-event protobuf messages), nats_per_event (one event per message), "
+        "nats_batched (1000-event protobuf messages), nats_batched_stored (the same, stored in "
+        "chDB), nats_per_event (one event per message), "
         "alert_latency (publish to alert, at half the nats_batched rate).",
     )
     p.add_argument(
@@ -447,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
             "decode_eval_json",
             "decode_eval_protobuf",
             "nats_batched",
+            "nats_batched_stored",
             "nats_per_event",
             "alert_latency",
         ),

@@ -26,13 +26,15 @@ __all__ = ["StoreWriter", "store_item"]
 RETRY_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
-def store_item(store: Store, item: dict[str, Any]) -> int:
-    """Insert one engine item; returns the rows stored. Tokens: ``<item token>:<part>``."""
+def store_item(store: Store, item: dict[str, Any]) -> tuple[int, int]:
+    """Insert one engine item; returns (events, all rows) stored. Tokens:
+    ``<item token>:<part>``."""
     token = item["token"]
     rows = 0
     for i, batch in enumerate(item["events"]):
         store.insert_events(batch, f"{token}:e{i}")
         rows += batch.num_rows
+    events = rows
     if item["alerts"] is not None:
         store.insert_alerts(item["alerts"], f"{token}:alerts")
         rows += item["alerts"].num_rows
@@ -40,7 +42,7 @@ def store_item(store: Store, item: dict[str, Any]) -> int:
         batch = t.dead_letters_from_messages(item["dead"], time.time_ns() // 1_000_000)
         store.insert_arrow(t.DEAD_LETTERS, batch, f"{token}:dead")
         rows += batch.num_rows
-    return rows
+    return events, rows
 
 
 class StoreWriter(threading.Thread):
@@ -54,6 +56,7 @@ class StoreWriter(threading.Thread):
         self.store = store
         self.err = err
         self.items = 0
+        self.events = 0
         self.rows = 0
         self.failures = 0
 
@@ -72,7 +75,9 @@ class StoreWriter(threading.Thread):
         attempt = 0
         while True:
             try:
-                self.rows += store_item(self.store, item)
+                events, rows = store_item(self.store, item)
+                self.events += events
+                self.rows += rows
                 self.items += 1
                 return
             except StoreError as e:
