@@ -413,6 +413,16 @@ def test_up_runs_the_stack_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert "stopping" in rest
     assert (tmp_path / "var" / "engine" / "sg-engine.ckpt").exists()
     assert (tmp_path / "var" / "nats" / "creds" / "carrier-SF.json").exists()
+    from streamguard.store import open_store
+
+    with open_store(f"chdb://{tmp_path / 'var' / 'clickhouse'}") as store:
+        [(stats_rows, max_events)] = store.rows("SELECT count(), max(accepted) FROM engine_stats")
+        [(events,)] = store.rows(
+            "SELECT (SELECT count() FROM scans) + (SELECT count() FROM sensor_readings) "
+            "+ (SELECT count() FROM shipments)"
+        )
+    assert stats_rows >= 1
+    assert events >= max_events > 0, "the demo's events are stored"
 
 
 def test_two_partitioned_workers_match_one_worker(tmp_path: Path) -> None:

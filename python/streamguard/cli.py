@@ -288,6 +288,8 @@ def cmd_engine(args: argparse.Namespace) -> int:
         )
         line = StatusLine(engine, sys.stderr, writer)
         while not stop.wait(args.interval) and engine.running:
+            if writer is not None:
+                writer.offer_stats(engine.status())
             if not args.quiet:
                 line.print()
         try:

@@ -248,6 +248,7 @@ def run_up(
             wait = interval if deadline is None else min(interval, deadline - time.monotonic())
             if stop.wait(max(wait, 0.0)):
                 break
+            writer.offer_stats(engine.status())
             line.print()
             if deadline is not None and time.monotonic() >= deadline:
                 break

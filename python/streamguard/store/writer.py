@@ -10,6 +10,7 @@ queue fills and its input backs off.
 
 from __future__ import annotations
 
+import queue
 import sys
 import threading
 import time
@@ -59,10 +60,17 @@ class StoreWriter(threading.Thread):
         self.events = 0
         self.rows = 0
         self.failures = 0
+        self.worker = engine.status()["durable"]
+        self._stats: queue.SimpleQueue[tuple[int, dict[str, Any]]] = queue.SimpleQueue()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Wait for the end (call after ``engine.stop()``: the feed closes when it ends)."""
         self.join(timeout)
+
+    def offer_stats(self, status: dict[str, Any]) -> None:
+        """Queue a live engine's status for ``engine_stats`` (stored by this thread, which owns
+        the store's connection)."""
+        self._stats.put((time.time_ns() // 1_000_000, status["engine"]))
 
     def run(self) -> None:
         while not self.feed.closed:
@@ -70,6 +78,18 @@ class StoreWriter(threading.Thread):
             if item is not None:
                 self._store(item)
                 self.feed.done(item["last_seq"])
+            self._store_stats()
+        self._store_stats()
+
+    def _store_stats(self) -> None:
+        while not self._stats.empty():
+            ts, stats = self._stats.get()
+            try:
+                self.store.insert_stats(
+                    stats, f"stats:{self.worker}:{ts}", ts_ms=ts, worker=self.worker
+                )
+            except StoreError as e:  # counters are not evidence: report, do not block input
+                self.err.write(f"streamguard: cannot store engine stats: {e}\n")
 
     def _store(self, item: dict[str, Any]) -> None:
         attempt = 0
