@@ -89,7 +89,9 @@ impl Publisher {
                     e,
                 )
             })?;
-            let js = jetstream::new(client.clone());
+            let js = jetstream::ContextBuilder::new()
+                .timeout(Duration::from_secs(30))
+                .build(client.clone());
             self.sources.insert(name.to_string(), Source { client, js });
         }
         Ok(&self.sources[name])

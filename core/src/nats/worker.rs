@@ -40,6 +40,9 @@ use tokio::sync::watch;
 /// batch raising more alerts than that would wait on itself forever.
 const MAX_IN_FLIGHT: usize = 4096;
 
+/// Sends of one output before a missing PubAck stops the engine (30 s each).
+const PUBLISH_ATTEMPTS: u32 = 5;
+
 /// Consecutive consumer errors after which the engine gives up (heartbeats are every 5 s).
 const MAX_CONSUMER_ERRORS: u32 = 12;
 
@@ -77,6 +80,14 @@ enum Out {
     Dead,
 }
 
+/// An output awaiting its PubAck, kept whole so it can be sent again.
+struct Pending {
+    out: Out,
+    fut: PublishAckFuture,
+    subject: String,
+    msg: PublishMessage,
+}
+
 struct Worker<'a> {
     cfg: &'a LiveConfig,
     status: &'a Status,
@@ -87,7 +98,7 @@ struct Worker<'a> {
     recovery: Option<Recovery>,
     alerts: Vec<Alert>,
     dead: Vec<DeadLetter>,
-    acks: VecDeque<(Out, PublishAckFuture)>,
+    acks: VecDeque<Pending>,
     json: Vec<u8>,
     ckpt_path: Option<PathBuf>,
     ckpt_buf: Vec<u8>,
@@ -110,7 +121,10 @@ async fn run_inner(
 ) -> Result<(), Error> {
     status.update(|s| s.phase = Phase::Starting);
     let client = setup::connect(cfg, "streamguard-engine").await?;
-    let js = jetstream::new(client.clone());
+    // A busy server may take seconds to PubAck; the default of 5 s fails a healthy engine.
+    let js = jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build(client.clone());
     setup::ensure_streams(&js).await?;
     let bucket = setup::rules_bucket(&js).await?;
     if let Some(seed) = &cfg.rules_seed {
@@ -437,13 +451,8 @@ impl Worker<'_> {
                 .payload(Bytes::copy_from_slice(&self.json))
                 .message_id(&id)
                 .header("Content-Type", "application/json");
-            let fut = self
-                .js
-                .send_publish(format!("sg.alert.{}", a.severity.as_str()), msg)
-                .await
-                .map_err(|e| nats_err("cannot publish an alert", e))?;
-            self.acks.push_back((Out::Alert, fut));
-            self.bound_in_flight().await?;
+            self.send_output(Out::Alert, format!("sg.alert.{}", a.severity.as_str()), msg)
+                .await?;
             self.alerts_published += 1;
             self.status
                 .push_alert(String::from_utf8_lossy(&self.json).into_owned());
@@ -469,13 +478,8 @@ impl Worker<'_> {
                 .header("Sg-Detail", d.detail.replace(['\r', '\n'], " ").as_str())
                 .header("Sg-Subject", subject)
                 .header("Sg-Seq", seq.to_string().as_str());
-            let fut = self
-                .js
-                .send_publish(format!("sg.dlq.{}", d.reason.as_str()), msg)
-                .await
-                .map_err(|e| nats_err("cannot publish a dead letter", e))?;
-            self.acks.push_back((Out::Dead, fut));
-            self.bound_in_flight().await?;
+            self.send_output(Out::Dead, format!("sg.dlq.{}", d.reason.as_str()), msg)
+                .await?;
             self.dead_published += 1;
         }
         self.dead = dead;
@@ -506,15 +510,63 @@ impl Worker<'_> {
         Ok(())
     }
 
+    /// Publish one output to JetStream; its PubAck is awaited later (`await_acks`).
+    async fn send_output(
+        &mut self,
+        out: Out,
+        subject: String,
+        msg: PublishMessage,
+    ) -> Result<(), Error> {
+        let fut = self
+            .js
+            .send_publish(subject.clone(), msg.clone())
+            .await
+            .map_err(|e| nats_err(format!("cannot publish to {subject}"), e))?;
+        self.acks.push_back(Pending {
+            out,
+            fut,
+            subject,
+            msg,
+        });
+        self.bound_in_flight().await
+    }
+
+    /// Wait for the oldest output's PubAck. A server too busy to answer in time gets the same
+    /// message again (same `Nats-Msg-Id`, so it is stored once), a few times, before the
+    /// engine gives up and stops with its input un-acked.
     async fn await_oldest(&mut self) -> Result<(), Error> {
-        if let Some((out, fut)) = self.acks.pop_front() {
-            let ack = fut
-                .await
-                .map_err(|e| nats_err("an output was not acknowledged by JetStream", e))?;
-            match out {
-                Out::Alert => self.pos.alerts_seq = self.pos.alerts_seq.max(ack.sequence),
-                Out::Dead => self.pos.dlq_seq = self.pos.dlq_seq.max(ack.sequence),
+        let Some(p) = self.acks.pop_front() else {
+            return Ok(());
+        };
+        let mut fut = p.fut;
+        let mut attempt = 1;
+        let ack = loop {
+            match fut.await {
+                Ok(ack) => break ack,
+                Err(e) if attempt < PUBLISH_ATTEMPTS => {
+                    attempt += 1;
+                    let text = format!("retrying a publish to {}: {e}", p.subject);
+                    self.status.update(|s| s.error = Some(text));
+                    fut = self
+                        .js
+                        .send_publish(p.subject.clone(), p.msg.clone())
+                        .await
+                        .map_err(|e| nats_err(format!("cannot publish to {}", p.subject), e))?;
+                }
+                Err(e) => {
+                    return Err(nats_err(
+                        format!(
+                            "an output to {} was not acknowledged by JetStream",
+                            p.subject
+                        ),
+                        e,
+                    ))
+                }
             }
+        };
+        match p.out {
+            Out::Alert => self.pos.alerts_seq = self.pos.alerts_seq.max(ack.sequence),
+            Out::Dead => self.pos.dlq_seq = self.pos.dlq_seq.max(ack.sequence),
         }
         Ok(())
     }
