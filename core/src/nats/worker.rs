@@ -40,6 +40,9 @@ use tokio::sync::watch;
 /// batch raising more alerts than that would wait on itself forever.
 const MAX_IN_FLIGHT: usize = 4096;
 
+/// Most bytes of input one pull asks for.
+const PULL_BYTES: usize = 8 << 20;
+
 /// Sends of one output before a missing PubAck stops the engine (30 s each).
 const PUBLISH_ATTEMPTS: u32 = 5;
 
@@ -189,6 +192,9 @@ async fn run_inner(
     let mut input = consumer
         .stream()
         .max_messages_per_batch(cfg.batch)
+        // Bounded in bytes too: a pull of 1000 uploads of 1000 events is ~60 MB, past the
+        // server's 64 MB per-client limit, and a "slow consumer" loses PubAcks along with it.
+        .max_bytes_per_batch(PULL_BYTES)
         .heartbeat(Duration::from_secs(5))
         .expires(Duration::from_secs(30))
         .messages()
