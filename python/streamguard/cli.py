@@ -481,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-acked",
         action="store_true",
-        help="--nats: skip nats_batched_acked (the batched feed with a PubAck per message)",
+        help="--nats: skip nats_batched_unacked (the batched feed with plain publishes)",
     )
     p.add_argument(
         "--validate-arrow",
