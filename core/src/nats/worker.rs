@@ -18,14 +18,12 @@ use super::setup::{self, nats_err};
 use super::status::{Phase, Status};
 use super::store::{Journal, StoreItem, StoreSender};
 use super::subjects::{self, *};
-use super::{LiveConfig, TimeMode};
+use super::LiveConfig;
 use crate::engine::alert::Alert;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind};
 use crate::event::{DeadLetter, Format, Reason};
 use crate::rules::RuleSet;
-use async_nats::jetstream::context::PublishAckFuture;
-use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
@@ -68,6 +66,8 @@ pub async fn run(
     res
 }
 
+mod control;
+mod outputs;
 mod storage;
 
 /// Outputs re-processing may find already published.
@@ -75,20 +75,6 @@ struct Recovery {
     ids: HashSet<String>,
     /// The last sequence the crashed run was handed; past it, input is new.
     until: u64,
-}
-
-#[derive(Clone, Copy)]
-enum Out {
-    Alert,
-    Dead,
-}
-
-/// An output awaiting its PubAck, kept whole so it can be sent again.
-struct Pending {
-    out: Out,
-    fut: PublishAckFuture,
-    subject: String,
-    msg: PublishMessage,
 }
 
 struct Worker<'a> {
@@ -101,7 +87,7 @@ struct Worker<'a> {
     recovery: Option<Recovery>,
     alerts: Vec<Alert>,
     dead: Vec<DeadLetter>,
-    acks: VecDeque<Pending>,
+    acks: VecDeque<outputs::Pending>,
     json: Vec<u8>,
     ckpt_path: Option<PathBuf>,
     ckpt_buf: Vec<u8>,
@@ -438,232 +424,6 @@ impl Worker<'_> {
         } else {
             st.item.push_rows(self.engine.decoded(), seq);
         }
-    }
-
-    /// Send the pending alert records and dead letters (of input `seq`, for dead letters' ids).
-    async fn publish_outputs(&mut self, seq: u64, subject: &str) -> Result<(), Error> {
-        let alerts = std::mem::take(&mut self.alerts);
-        if let Some(st) = self.store.as_mut() {
-            st.item.alerts.extend(alerts.iter().cloned());
-        }
-        for a in &alerts {
-            let id = format!("{}:{}", a.id, a.state.as_str());
-            if self.already_published(&id) {
-                continue;
-            }
-            self.json.clear();
-            a.write_json(&mut self.json);
-            let msg = PublishMessage::build()
-                .payload(Bytes::copy_from_slice(&self.json))
-                .message_id(&id)
-                .header("Content-Type", "application/json");
-            self.send_output(Out::Alert, format!("sg.alert.{}", a.severity.as_str()), msg)
-                .await?;
-            self.alerts_published += 1;
-            self.status
-                .push_alert(String::from_utf8_lossy(&self.json).into_owned());
-        }
-        self.alerts = alerts;
-        self.alerts.clear();
-
-        let dead = std::mem::take(&mut self.dead);
-        if let Some(st) = self.store.as_mut() {
-            st.item
-                .dead
-                .extend(dead.iter().map(|d| (d.clone(), subject.to_string(), seq)));
-        }
-        for (i, d) in dead.iter().enumerate() {
-            let id = format!("{seq}:{i}");
-            if self.already_published(&id) {
-                continue;
-            }
-            let msg = PublishMessage::build()
-                .payload(Bytes::copy_from_slice(&d.raw))
-                .message_id(&id)
-                .header("Sg-Reason", d.reason.as_str())
-                .header("Sg-Detail", d.detail.replace(['\r', '\n'], " ").as_str())
-                .header("Sg-Subject", subject)
-                .header("Sg-Seq", seq.to_string().as_str());
-            self.send_output(Out::Dead, format!("sg.dlq.{}", d.reason.as_str()), msg)
-                .await?;
-            self.dead_published += 1;
-        }
-        self.dead = dead;
-        self.dead.clear();
-        Ok(())
-    }
-
-    fn already_published(&mut self, id: &str) -> bool {
-        let found = self.recovery.as_mut().is_some_and(|r| r.ids.remove(id));
-        if found {
-            self.recovered_skipped += 1;
-        }
-        found
-    }
-
-    /// Wait for every output's PubAck (the input may then be acked).
-    async fn await_acks(&mut self) -> Result<(), Error> {
-        while !self.acks.is_empty() {
-            self.await_oldest().await?;
-        }
-        Ok(())
-    }
-
-    async fn bound_in_flight(&mut self) -> Result<(), Error> {
-        while self.acks.len() > MAX_IN_FLIGHT {
-            self.await_oldest().await?;
-        }
-        Ok(())
-    }
-
-    /// Publish one output to JetStream; its PubAck is awaited later (`await_acks`).
-    async fn send_output(
-        &mut self,
-        out: Out,
-        subject: String,
-        msg: PublishMessage,
-    ) -> Result<(), Error> {
-        let fut = self
-            .js
-            .send_publish(subject.clone(), msg.clone())
-            .await
-            .map_err(|e| nats_err(format!("cannot publish to {subject}"), e))?;
-        self.acks.push_back(Pending {
-            out,
-            fut,
-            subject,
-            msg,
-        });
-        self.bound_in_flight().await
-    }
-
-    /// Wait for the oldest output's PubAck. A server too busy to answer in time gets the same
-    /// message again (same `Nats-Msg-Id`, so it is stored once), a few times, before the
-    /// engine gives up and stops with its input un-acked.
-    async fn await_oldest(&mut self) -> Result<(), Error> {
-        let Some(p) = self.acks.pop_front() else {
-            return Ok(());
-        };
-        let mut fut = p.fut;
-        let mut attempt = 1;
-        let ack = loop {
-            match fut.await {
-                Ok(ack) => break ack,
-                Err(e) if attempt < PUBLISH_ATTEMPTS => {
-                    attempt += 1;
-                    let text = format!("retrying a publish to {}: {e}", p.subject);
-                    self.status.update(|s| s.error = Some(text));
-                    fut = self
-                        .js
-                        .send_publish(p.subject.clone(), p.msg.clone())
-                        .await
-                        .map_err(|e| nats_err(format!("cannot publish to {}", p.subject), e))?;
-                }
-                Err(e) => {
-                    return Err(nats_err(
-                        format!(
-                            "an output to {} was not acknowledged by JetStream",
-                            p.subject
-                        ),
-                        e,
-                    ))
-                }
-            }
-        };
-        match p.out {
-            Out::Alert => self.pos.alerts_seq = self.pos.alerts_seq.max(ack.sequence),
-            Out::Dead => self.pos.dlq_seq = self.pos.dlq_seq.max(ack.sequence),
-        }
-        Ok(())
-    }
-
-    /// Once a tick: the wall-clock watermark (spec §2) and the stats message.
-    async fn on_tick(&mut self) -> Result<(), Error> {
-        if self.cfg.time == TimeMode::Wall && self.recovery.is_none() {
-            let w = now_ms().saturating_sub(self.engine.rules().lateness_ms);
-            if w > self.engine.stats().watermark {
-                self.engine.advance_watermark(w, &mut self.alerts);
-                self.dirty = true;
-                if !self.alerts.is_empty() {
-                    self.publish_outputs(self.pos.last_seq, "").await?;
-                    self.await_acks().await?;
-                }
-            }
-        }
-        self.report();
-        let own = self.engine.stats().watermark;
-        if own != i64::MIN {
-            let msg = serde_json::json!({"durable": self.cfg.durable, "watermark": own});
-            self.client
-                .publish(WATERMARK_SUBJECT, Bytes::from(msg.to_string()))
-                .await
-                .map_err(|e| nats_err("cannot publish the watermark", e))?;
-        }
-        let stats = self.stats_json();
-        self.client
-            .publish(STATS_SUBJECT, Bytes::from(stats))
-            .await
-            .map_err(|e| nats_err("cannot publish stats", e))
-    }
-
-    /// A partitioned peer's watermark: ours moves up to it (never back). Held while recovering,
-    /// like the wall clock, since the crashed run's view of its peers cannot be replayed.
-    async fn peer_watermark(&mut self, payload: &[u8]) -> Result<(), Error> {
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
-            return Ok(());
-        };
-        let (Some(peer), Some(w)) = (v["durable"].as_str(), v["watermark"].as_i64()) else {
-            return Ok(());
-        };
-        if peer == self.cfg.durable || self.recovery.is_some() {
-            return Ok(());
-        }
-        if w > self.engine.stats().watermark {
-            self.engine.advance_watermark(w, &mut self.alerts);
-            self.dirty = true;
-            if !self.alerts.is_empty() {
-                self.publish_outputs(self.pos.last_seq, "").await?;
-                self.await_acks().await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn rules_changed(&mut self, entry: kv::Entry) -> Result<(), Error> {
-        if entry.operation != kv::Operation::Put {
-            // A deleted key leaves the running set in place: an engine without rules is a
-            // silent engine, which is worse than a stale one.
-            return Ok(());
-        }
-        match RuleSet::parse(&entry.value) {
-            Ok(set) => {
-                if &set != self.engine.rules() {
-                    self.engine.replace_rules(set);
-                    self.dirty = true;
-                }
-                let v = self.engine.rules().version;
-                self.status.update(|s| {
-                    s.rules_version = v;
-                    s.rules_error = None;
-                });
-            }
-            Err(e) => {
-                let msg = serde_json::json!({
-                    "revision": entry.revision,
-                    "rule": e.rule,
-                    "field": e.field,
-                    "error": e.to_string(),
-                    "running_version": self.engine.rules().version,
-                });
-                let text = e.to_string();
-                self.status.update(|s| s.rules_error = Some(text));
-                self.client
-                    .publish(RULES_REJECTED_SUBJECT, Bytes::from(msg.to_string()))
-                    .await
-                    .map_err(|e| nats_err("cannot publish a rule-set rejection", e))?;
-            }
-        }
-        Ok(())
     }
 
     /// Checkpoint if due (or `force`d) and there is something new. Outputs are all acked here.
