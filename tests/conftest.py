@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from apifix import ApiStack, api_stack_at
 from natsfix import STACK_CARRIERS, STACK_GATEWAYS, NatsStack
 from streamguard.sim import Simulator, example_rules
 from streamguard.stack import NatsServer
@@ -123,3 +124,11 @@ def live_stack(tmp_path: Path) -> Iterator[NatsStack]:
 
     with NatsServer(tmp_path / "var", SIM_CARRIERS, SIM_GATEWAYS) as server:
         yield NatsStack(server)
+
+
+@pytest.fixture(scope="module")
+def api_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiStack]:
+    """The control plane for a test module: nats-server, chDB, keys and the API on free ports.
+    Modules share nothing; tests in a module use their own customers and orders."""
+    with api_stack_at(tmp_path_factory.mktemp("api")) as stack:
+        yield stack

@@ -29,6 +29,7 @@ from streamguard import __version__
 from streamguard.engine import FORMATS, KINDS, Engine, EngineStats
 from streamguard.errors import RuleError, StreamGuardError
 from streamguard.replay import FORMAT_BY_SUFFIX, format_for, replay_files
+from streamguard.tokens import add_token_parser
 
 __all__ = ["main"]
 
@@ -574,6 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: $STREAMGUARD_DSN, else chdb://<./var/clickhouse>)",
     )
     p.set_defaults(func=cmd_sql)
+    add_token_parser(sub)
     return parser
 
 

@@ -8,6 +8,8 @@ The extension raises these classes directly (it imports this module), so callers
                       Arrow stream, a record batch with the wrong schema)
 ``RuleError``         an invalid rule set; ``.rule`` and ``.field`` say where
 ``ConfigError``       a bad argument (unknown format name, bad option)
+``AuthError``         a bearer token that does not verify (expired, bad signature,
+                      unknown role...); the message says which
 ``NatsError``         NATS failures: connecting, streams, consumers, publishing
 ``StackError``        the embedded stack: nats-server missing, not starting, bad
                       credentials (a ``NatsError``)
@@ -21,6 +23,7 @@ Single bad *events* are not exceptions: they are counted and returned as dead le
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
     "ConfigError",
     "DecodeError",
     "NatsError",
@@ -64,6 +67,11 @@ def _rebuild_rule_error(message: str, rule: str | None, field: str | None) -> Ru
 
 class ConfigError(StreamGuardError, ValueError):
     """A bad argument: unknown format or kind name, an option out of range."""
+
+
+class AuthError(StreamGuardError):
+    """A bearer token was rejected: malformed, bad signature, expired, wrong issuer or audience,
+    or claims that do not make a principal. The message names the reason; the API answers 401."""
 
 
 class NatsError(StreamGuardError):

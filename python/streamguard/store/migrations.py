@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from streamguard.store import control_tables as ct
+from streamguard.store import signoffs as so
 from streamguard.store import tables as t
 
 __all__ = ["MIGRATIONS", "Migration", "record_batch", "render"]
@@ -46,6 +48,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         2,
         "event keys: stream sequence and row",
         tuple(t.event_key_ddl(table) for table in t.EVENT_TABLES.values()),
+    ),
+    Migration(
+        3,
+        "control plane: order events, sign-offs, attachments",
+        (ct.ORDER_EVENTS_DDL, ct.ORDERS_LATEST_DDL, so.SIGNOFFS_DDL, ct.ATTACHMENTS_DDL),
     ),
 )
 

@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
@@ -97,6 +97,7 @@ class _Embedded:
 # chDB hosts one engine per process: stores on its path share its client, others are refused.
 _embedded: _Embedded | None = None
 _embedded_lock = threading.Lock()
+_CHDB_CALLS = threading.RLock()
 
 
 def _connect(dsn: Dsn) -> Client:
@@ -171,13 +172,16 @@ class Store:
     Every ClickHouse failure is a :class:`~streamguard.errors.StoreError` with its message.
     """
 
-    __slots__ = ("_client", "_closed", "dsn", "retention_days")
+    __slots__ = ("_client", "_closed", "_lock", "dsn", "retention_days")
 
     def __init__(self, dsn: Dsn, client: Client, retention_days: int) -> None:
         self.dsn = dsn
         self.retention_days = retention_days
         self._client = client
         self._closed = False
+        # chDB's connection is not safe to share between threads (the storage writer, the API's
+        # worker threads): its calls take turns. A server's HTTP client needs no lock.
+        self._lock: AbstractContextManager[Any] = _CHDB_CALLS if dsn.embedded else nullcontext()
 
     @property
     def database(self) -> str:
@@ -193,7 +197,7 @@ class Store:
         their versions (empty when the schema is current)."""
         client = self._live()
         db = _identifier(self.database, "database")
-        with _clickhouse("migrating the store"):
+        with self._lock, _clickhouse("migrating the store"):
             client.command(f"CREATE DATABASE IF NOT EXISTS `{db}`")
             self._use_database()
             client.command(t.MIGRATIONS_DDL)
@@ -223,7 +227,7 @@ class Store:
             raise ConfigError(f"retention must be at least 1 day, got {days}")
         client = self._live()
         for table, column in t.RETAINED_TABLES.items():
-            with _clickhouse(f"changing the retention of {table}"):
+            with self._lock, _clickhouse(f"changing the retention of {table}"):
                 client.command(
                     f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + INTERVAL {days} DAY"
                 )
@@ -240,7 +244,7 @@ class Store:
             raise ConfigError("an insert needs a deduplication token")
         if data.num_rows == 0:
             return
-        with _clickhouse(f"insert into {table}"):
+        with self._lock, _clickhouse(f"insert into {table}"):
             client.insert_arrow(
                 table,
                 data,
@@ -303,7 +307,7 @@ class Store:
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pa.Table:
         """Run a query; the result as a pyarrow Table (strings as Arrow strings)."""
         client = self._live()
-        with _clickhouse("query failed"):
+        with self._lock, _clickhouse("query failed"):
             return client.query_arrow(
                 _TRAILING.sub("", sql), parameters=dict(parameters or {}), use_strings=True
             )
@@ -311,7 +315,7 @@ class Store:
     def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a query; the result as Python tuples."""
         client = self._live()
-        with _clickhouse("query failed"):
+        with self._lock, _clickhouse("query failed"):
             result = client.query(_TRAILING.sub("", sql), parameters=dict(parameters or {}))
             return [tuple(r) for r in result.result_rows]
 
@@ -322,7 +326,7 @@ class Store:
         fmt = OUTPUT_FORMATS.get(output)
         if fmt is None:
             raise ConfigError(f"unknown output format {output!r} (json, table or csv)")
-        with _clickhouse("query failed"):
+        with self._lock, _clickhouse("query failed"):
             return client.raw_query(
                 _TRAILING.sub("", sql),
                 fmt=fmt,

@@ -1,0 +1,1 @@
+"""Repair orders: intake, reading, moving, timeline, photos."""

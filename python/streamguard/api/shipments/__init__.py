@@ -1,0 +1,1 @@
+"""Shipments: the legs of orders, as carriers and customers see them."""

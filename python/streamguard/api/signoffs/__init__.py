@@ -1,0 +1,1 @@
+"""Sign-offs: electronic proof of delivery, sealed and verifiable."""

@@ -1,0 +1,202 @@
+"""What the control plane does to an order, whoever asks: the API, or a consumer acting on a
+scan or an alert. Each is one compare-and-set append to the order log (see orderlog.py)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from nats.js import JetStreamContext
+
+from streamguard.bus.links import Link, ShipmentLinks
+from streamguard.bus.orderlog import OrderLog, Versioned
+from streamguard.domain import signoffs as so
+from streamguard.domain.orders import (
+    Actor,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    TransitionError,
+    content_view,
+    transition_event,
+)
+from streamguard.domain.shipments import ShipmentInput, engine_event, shipment_record
+
+__all__ = ["Operations", "SignOffRequest"]
+
+S = OrderStatus
+# The sign-off of a leg moves the order from the first state to the second.
+_SIGNOFF_MOVES = {
+    "inbound": (S.INBOUND_IN_TRANSIT, S.RECEIVED),
+    "return": (S.RETURN_IN_TRANSIT, S.DELIVERED),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SignOffRequest:
+    """A sign-off before it is bound to the order's chain (id and time fixed by the caller, so
+    a retried compare-and-set seals the same record)."""
+
+    id: str
+    leg: str
+    signer_name: str
+    signer_type: so.SignerType
+    ts_ms: int
+    channel: so.Channel
+    proxy: so.ProxyIdentity | None = None
+    staff_id: str | None = None
+    region: str | None = None
+    lat: str | None = None
+    lon: str | None = None
+    carrier: str | None = None
+    shipment: str | None = None
+    signature_image_sha256: str | None = None
+    photo_sha256: tuple[str, ...] = ()
+
+
+def content_sha256(order: Order) -> str:
+    return hashlib.sha256(so.canonical_json(content_view(order))).hexdigest()
+
+
+@dataclass(slots=True)
+class Operations:
+    log: OrderLog
+    links: ShipmentLinks
+    js: JetStreamContext
+    signer: so.PlatformSigner
+    depot_region: str
+
+    async def book_shipment(
+        self,
+        order_id: str,
+        spec: ShipmentInput,
+        actor: Actor,
+        at_ms: int,
+        *,
+        expected: int | None = None,
+        idempotency: str | None = None,
+        body_hash: str = "",
+    ) -> Versioned:
+        """Add (or change) a leg; the first inbound booking moves CREATED to AWAITING_PICKUP
+        and the return booking moves REPAIRED to RETURN_IN_TRANSIT. The engine hears of it."""
+
+        def make(order: Order) -> OrderEvent:
+            if spec.leg == "return" and order.status not in {S.REPAIRED, S.RETURN_IN_TRANSIT}:
+                raise TransitionError(
+                    f"a return leg is booked once the order is REPAIRED (it is {order.status})",
+                    [],
+                )
+            if spec.leg == "inbound" and order.status not in {S.CREATED, S.AWAITING_PICKUP}:
+                raise TransitionError(
+                    f"the inbound leg is booked before pickup (the order is {order.status})", []
+                )
+            record = shipment_record(order, spec, self.depot_region, at_ms)
+            target = {S.CREATED: S.AWAITING_PICKUP, S.REPAIRED: S.RETURN_IN_TRANSIT}.get(
+                order.status
+            )
+            return OrderEvent(
+                type="shipment",
+                at_ms=at_ms,
+                actor=actor,
+                from_status=order.status if target else None,
+                to_status=target,
+                reason=f"{spec.leg} leg booked with {spec.carrier}",
+                data=record,
+            )
+
+        result = await self.log.append(
+            order_id, make, expected=expected, idempotency=idempotency, body_hash=body_hash
+        )
+        record = result.order.shipments[spec.leg]
+        await self.links.put(record["shipment"], Link(order_id, spec.leg, str(record["carrier"])))
+        event = engine_event(order_id, record, int(record["booked_ms"]))
+        await self.js.publish(
+            f"sg.ship.control.{record['shipment']}",
+            msgspec.json.encode(event),
+            headers={"Nats-Msg-Id": str(event["id"])},
+        )
+        return result
+
+    async def sign_off(
+        self,
+        order_id: str,
+        request: SignOffRequest,
+        actor: Actor,
+        *,
+        idempotency: str | None = None,
+        body_hash: str = "",
+    ) -> Versioned:
+        """Seal a sign-off into the order's chain and make the move it proves."""
+
+        def make(order: Order) -> OrderEvent:
+            before, after = _SIGNOFF_MOVES[request.leg]
+            if order.status != before:
+                raise TransitionError(
+                    f"a {request.leg} sign-off is taken while the order is {before.value} "
+                    f"(it is {order.status.value})",
+                    [],
+                )
+            record = so.SignOffRecord(
+                id=request.id,
+                order=order.id,
+                leg=so.Leg(request.leg),
+                index=len(order.signoffs),
+                prev_hash=order.last_signoff_hash,
+                signer_name=request.signer_name,
+                signer_type=request.signer_type,
+                ts_ms=request.ts_ms,
+                channel=request.channel,
+                content_sha256=content_sha256(order),
+                proxy=request.proxy,
+                staff_id=request.staff_id,
+                region=request.region,
+                lat=request.lat,
+                lon=request.lon,
+                carrier=request.carrier,
+                shipment=request.shipment,
+                signature_image_sha256=request.signature_image_sha256,
+                photo_sha256=request.photo_sha256,
+            )
+            sealed = so.seal(record, self.signer)
+            summary = {
+                "id": record.id,
+                "leg": request.leg,
+                "index": record.index,
+                "hash": sealed.hash,
+                "signer_type": record.signer_type.value,
+                "ts_ms": record.ts_ms,
+            }
+            return OrderEvent(
+                type="signoff",
+                at_ms=request.ts_ms,
+                actor=actor,
+                from_status=order.status,
+                to_status=after,
+                reason=f"{request.leg} sign-off by {record.signer_type.value}",
+                data={"summary": summary, "sealed": msgspec.to_builtins(sealed)},
+            )
+
+        return await self.log.append(order_id, make, idempotency=idempotency, body_hash=body_hash)
+
+    async def move(
+        self,
+        order_id: str,
+        target: OrderStatus,
+        actor: Actor,
+        at_ms: int,
+        reason: str | None = None,
+        *,
+        role: Any = None,
+        expected: int | None = None,
+        idempotency: str | None = None,
+        body_hash: str = "",
+    ) -> Versioned:
+        return await self.log.append(
+            order_id,
+            lambda order: transition_event(order, target, actor, at_ms, reason, role=role),
+            expected=expected,
+            idempotency=idempotency,
+            body_hash=body_hash,
+        )

@@ -1,0 +1,176 @@
+"""SG_ORDERS -> ClickHouse: the order events (with the order after each) and the sealed
+sign-offs, for timelines, listings, reports and verification.
+
+At least once: a batch of messages is inserted with its stream sequence range as the
+deduplication token, then acked; a crash in between re-inserts the same rows under the same
+token, which ClickHouse drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import msgspec
+import nats.errors
+import pyarrow as pa
+from nats.js import JetStreamContext, api
+
+from streamguard.bus.orderlog import ORDERS_STREAM, OrderRecord
+from streamguard.domain.signoffs import SealedSignOff
+from streamguard.store import signoffs as signoff_store
+from streamguard.store.control_tables import ORDER_EVENTS
+from streamguard.store.store import Store, batch_token
+
+__all__ = ["PROJECTOR_DURABLE", "Projector", "order_event_row"]
+
+log = logging.getLogger("streamguard.bus")
+
+PROJECTOR_DURABLE = "sg-control-store"
+_decoder = msgspec.json.Decoder(OrderRecord)
+
+
+def order_event_row(version: int, record: OrderRecord) -> dict[str, Any]:
+    """One ``order_events`` row."""
+    event, order = record.event, record.order
+    intake = order.intake
+    inbound = order.shipments.get("inbound", {})
+    back = order.shipments.get("return", {})
+    return {
+        "order_id": order.id,
+        "version": version,
+        "type": event.type,
+        "at": event.at_ms,
+        "actor_role": event.actor.role,
+        "actor_subject": event.actor.subject,
+        "actor_carrier": event.actor.carrier,
+        "from_status": event.from_status.value if event.from_status else None,
+        "to_status": event.to_status.value if event.to_status else None,
+        "reason": event.reason,
+        "data": msgspec.json.encode(event.data).decode(),
+        "status": order.status.value,
+        "customer_id": order.customer_id,
+        "customer_region": intake.customer.address.region,
+        "product_category": intake.product.category,
+        "product_brand": intake.product.brand,
+        "product_model": intake.product.model,
+        "product_code": intake.product.product_code,
+        "product_batch": intake.product.batch,
+        "fault_type": intake.fault_type,
+        "service": intake.service,
+        "declared_value_fen": order.declared_value_fen,
+        "inbound_shipment": inbound.get("shipment"),
+        "inbound_carrier": inbound.get("carrier"),
+        "return_shipment": back.get("shipment"),
+        "return_carrier": back.get("carrier"),
+        "created_at": order.created_ms,
+        "alerts": order.alerts,
+        "signoffs": len(order.signoffs),
+    }
+
+
+_TS = pa.timestamp("ms", tz="UTC")
+_EVENT_SCHEMA = pa.schema(
+    [
+        ("order_id", pa.string()),
+        ("version", pa.uint64()),
+        ("type", pa.string()),
+        ("at", _TS),
+        ("actor_role", pa.string()),
+        ("actor_subject", pa.string()),
+        ("actor_carrier", pa.string()),
+        ("from_status", pa.string()),
+        ("to_status", pa.string()),
+        ("reason", pa.string()),
+        ("data", pa.string()),
+        ("status", pa.string()),
+        ("customer_id", pa.string()),
+        ("customer_region", pa.string()),
+        ("product_category", pa.string()),
+        ("product_brand", pa.string()),
+        ("product_model", pa.string()),
+        ("product_code", pa.string()),
+        ("product_batch", pa.string()),
+        ("fault_type", pa.string()),
+        ("service", pa.string()),
+        ("declared_value_fen", pa.int64()),
+        ("inbound_shipment", pa.string()),
+        ("inbound_carrier", pa.string()),
+        ("return_shipment", pa.string()),
+        ("return_carrier", pa.string()),
+        ("created_at", _TS),
+        ("alerts", pa.uint32()),
+        ("signoffs", pa.uint32()),
+    ]
+)
+
+
+class Projector:
+    """Keeps ClickHouse's copy of SG_ORDERS current. ``lag`` is how far behind it is."""
+
+    def __init__(self, js: JetStreamContext, store: Store, batch: int = 500) -> None:
+        self._js = js
+        self._store = store
+        self._batch = batch
+        self._task: asyncio.Task[None] | None = None
+        self.stored = 0
+        self.last_seq = 0
+
+    async def start(self) -> None:
+        config = api.ConsumerConfig(
+            durable_name=PROJECTOR_DURABLE,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_policy=api.AckPolicy.ALL,
+            ack_wait=60,
+            max_ack_pending=20_000,
+        )
+        sub = await self._js.pull_subscribe(
+            "sg.order.>", durable=PROJECTOR_DURABLE, stream=ORDERS_STREAM, config=config
+        )
+        self._task = asyncio.create_task(self._run(sub), name=PROJECTOR_DURABLE)
+
+    async def _run(self, sub: Any) -> None:
+        while True:
+            try:
+                messages = await sub.fetch(self._batch, timeout=0.2)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except nats.errors.ConnectionClosedError:
+                return
+            try:
+                await asyncio.to_thread(self._store_batch, messages)
+            except Exception:
+                log.exception("storing %d order events failed; retrying", len(messages))
+                await asyncio.sleep(1)
+                continue
+            await messages[-1].ack()
+            self.stored += len(messages)
+            self.last_seq = int(messages[-1].metadata.sequence.stream)
+
+    def _store_batch(self, messages: list[Any]) -> None:
+        rows: list[dict[str, Any]] = []
+        sealed: list[SealedSignOff] = []
+        for msg in messages:
+            if not msg.data:
+                continue
+            record = _decoder.decode(msg.data)
+            rows.append(order_event_row(int(msg.metadata.sequence.stream), record))
+            if record.event.type == "signoff":
+                sealed.append(msgspec.convert(record.event.data["sealed"], SealedSignOff))
+        first = int(messages[0].metadata.sequence.stream)
+        last = int(messages[-1].metadata.sequence.stream)
+        token = batch_token(ORDERS_STREAM, PROJECTOR_DURABLE, first, last)
+        if rows:
+            self._store.insert_arrow(
+                ORDER_EVENTS, pa.RecordBatch.from_pylist(rows, schema=_EVENT_SCHEMA), token
+            )
+        if sealed:
+            signoff_store.insert_signoffs(self._store, sealed, f"{token}:signoffs")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
