@@ -8,6 +8,7 @@ free port, and optionally the real engine (``ApiStack``, built by the ``api_stac
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ from streamguard.keys import Keys
 from streamguard.stack import NatsServer
 from streamguard.store import Store, open_store
 from streamguard.tokens import create_token
+
+# A line per request drowns the failure in pytest's captured log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 # The carriers and gateways the stack's NATS knows as users.
 API_CARRIERS = ("SF", "JD", "YTO", "ZTO", "STO", "EMS", "YUNDA", "DBL")

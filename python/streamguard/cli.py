@@ -29,6 +29,7 @@ from streamguard import __version__
 from streamguard.engine import FORMATS, KINDS, Engine, EngineStats
 from streamguard.errors import RuleError, StreamGuardError
 from streamguard.replay import FORMAT_BY_SUFFIX, format_for, replay_files
+from streamguard.api.cli import add_api_parser
 from streamguard.tokens import add_token_parser
 
 __all__ = ["main"]
@@ -315,6 +316,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         rate=args.rate,
         dsn=args.dsn,
         duration=args.duration,
+        api=None if args.no_api else (args.api_host, args.api_port),
     )
 
 
@@ -540,9 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "up",
-        help="the embedded stack: a private nats-server and the engine (make run: --demo)",
+        help="the embedded stack: nats-server, engine, storage and API (make run: --demo)",
         description="Start a private nats-server (JetStream on, a free port, data under "
-        "VAR/nats, one user per component, carrier and gateway) and the engine. With --demo "
+        "VAR/nats, one user per component, carrier and gateway), the engine, storage (chDB) "
+        "and the control plane's API. With --demo "
         "the simulator publishes as the carriers and gateways. Ctrl-C stops cleanly.",
     )
     p.add_argument("--demo", action="store_true", help="feed it from the simulator")
@@ -553,6 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=2_000.0, help="demo events per second")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--dsn", help="storage (default: chDB in VAR/clickhouse)")
+    p.add_argument("--api-host", default="127.0.0.1", help="where the API listens")
+    p.add_argument("--api-port", type=int, help="default 8470, or a free port if taken")
+    p.add_argument("--no-api", action="store_true", help="run without the control plane API")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser(
@@ -575,6 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: $STREAMGUARD_DSN, else chdb://<./var/clickhouse>)",
     )
     p.set_defaults(func=cmd_sql)
+    add_api_parser(sub)
     add_token_parser(sub)
     return parser
 

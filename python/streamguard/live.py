@@ -185,6 +185,22 @@ def _demo_publisher(
     return run
 
 
+def _start_api(
+    where: tuple[str, int | None], server: NatsServer, var_dir: Path, store: Any, out: TextIO
+) -> Any:
+    from streamguard.api.cli import api_port, control_config
+    from streamguard.api.server import ApiServer
+
+    host, port = where
+    config = control_config(server.url, var_dir)
+    api_server = ApiServer(config, store, host=host, port=api_port(host, port)).start()
+    out.write(
+        f"streamguard up: API at {api_server.url} (OpenAPI {api_server.url}/schema); a token: "
+        f"streamguard token create --role operator --subject you --var {var_dir}\n"
+    )
+    return api_server
+
+
 def run_up(
     var_dir: Path,
     *,
@@ -198,12 +214,14 @@ def run_up(
     duration: float | None = None,
     interval: float = 2.0,
     dsn: str | None = None,
+    api: tuple[str, int | None] | None = ("127.0.0.1", None),
     out: TextIO = sys.stderr,
 ) -> int:
     """Run the embedded stack until SIGTERM/Ctrl-C (or ``duration`` seconds): a private
     nats-server under ``var_dir/nats``, the engine (checkpoints in ``var_dir/engine``), storage
-    (chDB in ``var_dir/clickhouse`` unless ``dsn``) and, with ``demo``, the simulator
-    publishing as carriers and gateways."""
+    (chDB in ``var_dir/clickhouse`` unless ``dsn``), the control plane's API on ``api`` (host,
+    port; ``None`` for none) and, with ``demo``, the simulator publishing as carriers and
+    gateways."""
     from streamguard.store import open_store
     from streamguard.store.writer import StoreWriter
 
@@ -230,6 +248,7 @@ def run_up(
             f"streamguard up: nats-server at {server.url} (data in {server.nats_dir}), "
             f"storage {store.dsn}, engine {engine.status()['phase']}; Ctrl-C stops\n"
         )
+        api_server = _start_api(api, server, var_dir, store, out) if api is not None else None
         feeder: threading.Thread | None = None
         if demo:
             feeder = threading.Thread(
@@ -256,6 +275,8 @@ def run_up(
         if feeder is not None:
             feeder.join(timeout=10)
         out.write("streamguard up: stopping (draining the engine, storing, checkpointing)\n")
+        if api_server is not None:
+            api_server.stop()
         try:
             engine.stop()
         finally:

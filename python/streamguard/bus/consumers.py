@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -63,6 +64,7 @@ class Consumer:
         durable: str,
         handler: Handler,
         batch: int = 256,
+        since: datetime | None = None,
     ) -> None:
         self._js = js
         self._stream = stream
@@ -70,14 +72,20 @@ class Consumer:
         self._durable = durable
         self._handler = handler
         self._batch = batch
+        self._since = since
         self._task: asyncio.Task[None] | None = None
         self.handled = 0
         self.failed = 0
 
     async def start(self) -> None:
+        # A new durable starts where anything it could act on may begin (see ControlPlane);
+        # an existing one resumes where it stopped, whatever this says.
         config = api.ConsumerConfig(
             durable_name=self._durable,
-            deliver_policy=api.DeliverPolicy.NEW,
+            deliver_policy=api.DeliverPolicy.BY_START_TIME
+            if self._since
+            else api.DeliverPolicy.NEW,
+            opt_start_time=self._since,
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=30,
             max_ack_pending=10_000,

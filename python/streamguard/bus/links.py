@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from datetime import datetime
 
 import msgspec
 import nats.js.errors
@@ -29,6 +30,7 @@ class Link(msgspec.Struct, frozen=True):
 
 @dataclass(slots=True)
 class ShipmentLinks:
+    js: JetStreamContext
     kv: KeyValue
     cache: dict[str, Link]
     ready: asyncio.Event
@@ -40,7 +42,7 @@ class ShipmentLinks:
             kv = await js.key_value(LINKS_BUCKET)
         except nats.js.errors.BucketNotFoundError:
             kv = await js.create_key_value(bucket=LINKS_BUCKET, history=1)
-        links = cls(kv, {}, asyncio.Event())
+        links = cls(js, kv, {}, asyncio.Event())
         links.task = asyncio.create_task(links._watch(), name="sg-shipment-links")
         await asyncio.wait_for(links.ready.wait(), timeout=30)
         return links
@@ -60,6 +62,11 @@ class ShipmentLinks:
         finally:
             with contextlib.suppress(Exception):
                 await watcher.stop()
+
+    async def created(self) -> datetime | None:
+        """When the bucket was created: no shipment had an order before."""
+        info = await self.js.stream_info(f"KV_{LINKS_BUCKET}")
+        return info.created
 
     def get(self, shipment: str) -> Link | None:
         return self.cache.get(shipment)

@@ -118,6 +118,9 @@ class ControlPlane:
     async def _start_consumers(self) -> None:
         """Consume scans and alerts; streams the engine has not created yet are waited for
         in the background, so the API can start first."""
+        # Nothing before the first shipment link can concern an order: a new consumer starts
+        # when the links bucket was created, so scans published before it existed are not lost.
+        since = await self.links.created()
         wanted = {
             EVENTS_STREAM: lambda: Consumer(
                 self.js,
@@ -125,12 +128,19 @@ class ControlPlane:
                 "sg.scan.>",
                 SCANS_DURABLE,
                 scan_handler(self.ops, now_ms, self.proxy_salt),
+                since=since,
             ),
             ALERTS_STREAM: lambda: Consumer(
-                self.js, ALERTS_STREAM, "sg.alert.>", ALERTS_DURABLE, alert_handler(self.ops)
+                self.js,
+                ALERTS_STREAM,
+                "sg.alert.>",
+                ALERTS_DURABLE,
+                alert_handler(self.ops),
+                since=since,
             ),
         }
         if not await self._start_present(wanted):
+            logging.getLogger("streamguard.bus").info("waiting for the engine's streams")
             self._waiter = asyncio.create_task(self._wait_for_streams(wanted))
 
     async def _start_present(self, wanted: dict[str, Any]) -> bool:

@@ -139,6 +139,8 @@ class Projector:
                 continue
             except nats.errors.ConnectionClosedError:
                 return
+            if not messages:
+                continue
             try:
                 await asyncio.to_thread(self._store_batch, messages)
             except Exception:
