@@ -25,6 +25,7 @@ from streamguard.api.common import PLANE_STATE_KEY
 from streamguard.api.health import health
 from streamguard.api.orders.controllers import OrderController
 from streamguard.api.problems import exception_handlers
+from streamguard.api.stream import stream
 from streamguard.api.shipments.controllers import OrderShipmentController, ShipmentController
 from streamguard.api.signoffs.controllers import SignOffController
 from streamguard.bus.plane import ControlConfig, ControlPlane
@@ -72,6 +73,7 @@ def create_app(
             ShipmentController,
             SignOffController,
             health,
+            stream,
         ],
         lifespan=[control_plane],
         middleware=[rate_limit_config(rate_limit).middleware, auth_middleware()],

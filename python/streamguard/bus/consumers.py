@@ -20,16 +20,25 @@ from nats.js import JetStreamContext, api
 from streamguard import _core
 from streamguard.bus.links import Link
 from streamguard.bus.operations import Operations, SignOffRequest
-from streamguard.bus.orderlog import idempotency_key
+from streamguard.bus.orderlog import OrderRecord, idempotency_key
 from streamguard.domain import signoffs as so
 from streamguard.domain.orders import Actor, OrderEvent, OrderStatus, TransitionError
 
-__all__ = ["ALERTS_DURABLE", "SCANS_DURABLE", "Consumer", "alert_handler", "scan_handler"]
+__all__ = [
+    "ALERTS_DURABLE",
+    "RELAY_DURABLE",
+    "SCANS_DURABLE",
+    "Consumer",
+    "alert_handler",
+    "relay_handler",
+    "scan_handler",
+]
 
 log = logging.getLogger("streamguard.bus")
 
 SCANS_DURABLE = "sg-control-scans"
 ALERTS_DURABLE = "sg-control-alerts"
+RELAY_DURABLE = "sg-control-relay"
 _FORMATS = {
     "application/x-protobuf": "protobuf",
     "application/vnd.apache.arrow.stream": "arrow",
@@ -65,6 +74,7 @@ class Consumer:
         handler: Handler,
         batch: int = 256,
         since: datetime | None = None,
+        deliver_all: bool = False,
     ) -> None:
         self._js = js
         self._stream = stream
@@ -73,6 +83,7 @@ class Consumer:
         self._handler = handler
         self._batch = batch
         self._since = since
+        self._deliver_all = deliver_all
         self._task: asyncio.Task[None] | None = None
         self.handled = 0
         self.failed = 0
@@ -111,10 +122,17 @@ class Consumer:
                     await msg.ack()
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    # Redelivered after ack_wait: a broker hiccup must not lose a scan.
+                except Exception as e:
+                    # Redelivered after a pause: a broker hiccup must not lose a scan.
                     self.failed += 1
-                    log.exception("%s: message %s failed", self._durable, msg.subject)
+                    if self.failed == 1 or self.failed % 100 == 0:
+                        log.warning(
+                            "%s: %s failed (%d so far): %r",
+                            self._durable,
+                            msg.subject,
+                            self.failed,
+                            e,
+                        )
                     with contextlib.suppress(Exception):
                         await msg.nak(delay=1)
 
@@ -211,6 +229,23 @@ async def _on_scan(
 
 def _ts_ms(ts: Any, now_ms: Callable[[], int]) -> int:
     return ts if isinstance(ts, int) and ts > 0 else now_ms()
+
+
+def relay_handler(ops: Operations) -> Handler:
+    """Booked legs, from the order log to the links and the engine: the outbox that makes
+    "the engine hears of every shipment" hold through crashes and a late-starting engine."""
+    decoder = msgspec.json.Decoder(OrderRecord)
+
+    async def handle(msg: Msg) -> None:
+        if not msg.data:
+            return
+        record = decoder.decode(msg.data)
+        if record.event.type != "shipment":
+            return
+        await ops.link(record.order.id, record.event.data)
+        await ops.tell_engine(record.order.id, record.event.data)
+
+    return handle
 
 
 def alert_handler(ops: Operations) -> Handler:

@@ -80,7 +80,8 @@ class Operations:
         body_hash: str = "",
     ) -> Versioned:
         """Add (or change) a leg; the first inbound booking moves CREATED to AWAITING_PICKUP
-        and the return booking moves REPAIRED to RETURN_IN_TRANSIT. The engine hears of it."""
+        and the return booking moves REPAIRED to RETURN_IN_TRANSIT. The engine hears of it
+        through the relay."""
 
         def make(order: Order) -> OrderEvent:
             if spec.leg == "return" and order.status not in {S.REPAIRED, S.RETURN_IN_TRANSIT}:
@@ -109,15 +110,24 @@ class Operations:
         result = await self.log.append(
             order_id, make, expected=expected, idempotency=idempotency, body_hash=body_hash
         )
-        record = result.order.shipments[spec.leg]
-        await self.links.put(record["shipment"], Link(order_id, spec.leg, str(record["carrier"])))
+        # Scans and reads need the link at once; the relay (consumers.py) makes it too, and
+        # tells the engine, from the order log, so a crash here loses neither.
+        await self.link(result.order.id, result.order.shipments[spec.leg])
+        return result
+
+    async def link(self, order_id: str, record: dict[str, Any]) -> None:
+        await self.links.put(
+            str(record["shipment"]), Link(order_id, str(record["leg"]), str(record["carrier"]))
+        )
+
+    async def tell_engine(self, order_id: str, record: dict[str, Any]) -> None:
+        """Publish the leg's ``shipment`` event (deduplicated by its id)."""
         event = engine_event(order_id, record, int(record["booked_ms"]))
         await self.js.publish(
             f"sg.ship.control.{record['shipment']}",
             msgspec.json.encode(event),
             headers={"Nats-Msg-Id": str(event["id"])},
         )
-        return result
 
     async def sign_off(
         self,

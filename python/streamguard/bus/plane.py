@@ -21,14 +21,16 @@ from nats.js import JetStreamContext
 
 from streamguard.bus.consumers import (
     ALERTS_DURABLE,
+    RELAY_DURABLE,
     SCANS_DURABLE,
     Consumer,
     alert_handler,
+    relay_handler,
     scan_handler,
 )
 from streamguard.bus.links import ShipmentLinks
 from streamguard.bus.operations import Operations
-from streamguard.bus.orderlog import OrderLog
+from streamguard.bus.orderlog import ORDERS_STREAM, OrderLog
 from streamguard.bus.projector import Projector
 from streamguard.domain.regions import check_region
 from streamguard.domain.signoffs import PlatformSigner
@@ -139,6 +141,16 @@ class ControlPlane:
                 since=since,
             ),
         }
+        relay = Consumer(
+            self.js,
+            ORDERS_STREAM,
+            "sg.order.>",
+            RELAY_DURABLE,
+            relay_handler(self.ops),
+            deliver_all=True,
+        )
+        await relay.start()
+        self.consumers.append(relay)
         if not await self._start_present(wanted):
             logging.getLogger("streamguard.bus").info("waiting for the engine's streams")
             self._waiter = asyncio.create_task(self._wait_for_streams(wanted))
