@@ -100,7 +100,7 @@ def _body_errors(request: Request[Any, Any, Any]) -> list[FieldError] | None:
     # A tagged union (sign-offs by signer_type): check the variant the tag names.
     tag_field = str(variants[0].__struct_config__.tag_field)
     tags = {str(v.__struct_config__.tag): v for v in variants}
-    chosen = tags.get(raw.get(tag_field)) if isinstance(raw, dict) else None
+    chosen = tags.get(str(raw.get(tag_field))) if isinstance(raw, dict) else None
     if chosen is None:
         return [FieldError(tag_field, f"required, one of {', '.join(sorted(tags))}")]
     body_only = {k: v for k, v in raw.items() if k != tag_field}

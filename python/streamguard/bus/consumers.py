@@ -47,7 +47,7 @@ _FORMATS = {
 Handler = Callable[[Msg], Awaitable[None]]
 
 
-def _json_events(msg: Msg) -> Iterator[dict[str, Any]]:
+def _json_events(msg: Msg) -> Iterator[Any]:
     """The events of a message, whatever its wire format (JSON object, array or NDJSON)."""
     fmt = _FORMATS.get((msg.headers or {}).get("Content-Type", ""), "json")
     data = msg.data

@@ -61,7 +61,7 @@ class ShipmentLinks:
                     self.cache.pop(entry.key, None)
         finally:
             with contextlib.suppress(Exception):
-                await watcher.stop()
+                await watcher.stop()  # type: ignore[no-untyped-call]
 
     async def created(self) -> datetime | None:
         """When the bucket was created: no shipment had an order before."""

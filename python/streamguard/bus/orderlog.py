@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import nats.js.errors
@@ -207,9 +208,9 @@ class OrderLog:
         idempotency: str | None,
         body_hash: str,
     ) -> Versioned:
-        headers = {api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE: str(last)}
+        headers: dict[str, Any] = {api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value: str(last)}
         if idempotency:
-            headers[api.Header.MSG_ID] = idempotency
+            headers[api.Header.MSG_ID.value] = idempotency
             headers[_REQUEST_HASH] = body_hash
         payload = _encoder.encode(OrderRecord(event, order))
         ack = await self._js.publish(subject_of(order.id), payload, headers=headers)

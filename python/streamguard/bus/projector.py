@@ -72,39 +72,38 @@ def order_event_row(version: int, record: OrderRecord) -> dict[str, Any]:
 
 
 _TS = pa.timestamp("ms", tz="UTC")
-_EVENT_SCHEMA = pa.schema(
-    [
-        ("order_id", pa.string()),
-        ("version", pa.uint64()),
-        ("type", pa.string()),
-        ("at", _TS),
-        ("actor_role", pa.string()),
-        ("actor_subject", pa.string()),
-        ("actor_carrier", pa.string()),
-        ("from_status", pa.string()),
-        ("to_status", pa.string()),
-        ("reason", pa.string()),
-        ("data", pa.string()),
-        ("status", pa.string()),
-        ("customer_id", pa.string()),
-        ("customer_region", pa.string()),
-        ("product_category", pa.string()),
-        ("product_brand", pa.string()),
-        ("product_model", pa.string()),
-        ("product_code", pa.string()),
-        ("product_batch", pa.string()),
-        ("fault_type", pa.string()),
-        ("service", pa.string()),
-        ("declared_value_fen", pa.int64()),
-        ("inbound_shipment", pa.string()),
-        ("inbound_carrier", pa.string()),
-        ("return_shipment", pa.string()),
-        ("return_carrier", pa.string()),
-        ("created_at", _TS),
-        ("alerts", pa.uint32()),
-        ("signoffs", pa.uint32()),
-    ]
-)
+_FIELDS: list[pa.Field[Any]] = [
+    pa.field("order_id", pa.string()),
+    pa.field("version", pa.uint64()),
+    pa.field("type", pa.string()),
+    pa.field("at", _TS),
+    pa.field("actor_role", pa.string()),
+    pa.field("actor_subject", pa.string()),
+    pa.field("actor_carrier", pa.string()),
+    pa.field("from_status", pa.string()),
+    pa.field("to_status", pa.string()),
+    pa.field("reason", pa.string()),
+    pa.field("data", pa.string()),
+    pa.field("status", pa.string()),
+    pa.field("customer_id", pa.string()),
+    pa.field("customer_region", pa.string()),
+    pa.field("product_category", pa.string()),
+    pa.field("product_brand", pa.string()),
+    pa.field("product_model", pa.string()),
+    pa.field("product_code", pa.string()),
+    pa.field("product_batch", pa.string()),
+    pa.field("fault_type", pa.string()),
+    pa.field("service", pa.string()),
+    pa.field("declared_value_fen", pa.int64()),
+    pa.field("inbound_shipment", pa.string()),
+    pa.field("inbound_carrier", pa.string()),
+    pa.field("return_shipment", pa.string()),
+    pa.field("return_carrier", pa.string()),
+    pa.field("created_at", _TS),
+    pa.field("alerts", pa.uint32()),
+    pa.field("signoffs", pa.uint32()),
+]
+_EVENT_SCHEMA = pa.schema(_FIELDS)
 
 
 class Projector:

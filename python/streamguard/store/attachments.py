@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pyarrow as pa
 
@@ -11,15 +12,14 @@ from streamguard.store.store import Store
 
 __all__ = ["get", "put"]
 
-_SCHEMA = pa.schema(
-    [
-        ("sha256", pa.string()),
-        ("content_type", pa.string()),
-        ("size", pa.uint64()),
-        ("data", pa.binary()),
-        ("stored_at", pa.timestamp("ms", tz="UTC")),
-    ]
-)
+_FIELDS: list[pa.Field[Any]] = [
+    pa.field("sha256", pa.string()),
+    pa.field("content_type", pa.string()),
+    pa.field("size", pa.uint64()),
+    pa.field("data", pa.binary()),
+    pa.field("stored_at", pa.timestamp("ms", tz="UTC")),
+]
+_SCHEMA = pa.schema(_FIELDS)
 
 
 def put(store: Store, sha256: str, content_type: str, data: bytes) -> None:

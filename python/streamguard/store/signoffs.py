@@ -45,7 +45,7 @@ _PROXY_FIELDS = ("name", "document_type", "document_hash", "document_last4", "re
 # or weeks apart), and the survivors would then fail chain verification as if tampered with;
 # the rows are tiny (two per order), and deleting legal evidence should be a deliberate act.
 # No braces: migrations are rendered with str.format(retention_days=...).
-SIGNOFFS_DDL = f"""
+SIGNOFFS_DDL: str = f"""
 CREATE TABLE IF NOT EXISTS {SIGNOFFS} (
     id String,
     `order` String,

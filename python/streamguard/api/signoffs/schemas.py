@@ -46,21 +46,21 @@ class _Common(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     photo_sha256: Photos = []
 
 
-class SelfSignOff(_Common, tag_field="signer_type", tag="self"):
+class SelfSignOff(_Common, frozen=True, tag_field="signer_type", tag="self"):
     """The customer in person."""
 
 
-class LockerSignOff(_Common, tag_field="signer_type", tag="locker"):
+class LockerSignOff(_Common, frozen=True, tag_field="signer_type", tag="locker"):
     """Delivered into a parcel locker."""
 
 
-class ProxySignOff(_Common, tag_field="signer_type", tag="proxy"):
+class ProxySignOff(_Common, frozen=True, tag_field="signer_type", tag="proxy"):
     """Someone on the customer's behalf, identified."""
 
     proxy: ProxyInput
 
 
-class DepotStaffSignOff(_Common, tag_field="signer_type", tag="depot_staff"):
+class DepotStaffSignOff(_Common, frozen=True, tag_field="signer_type", tag="depot_staff"):
     """The depot's receipt."""
 
     staff_id: StaffId
