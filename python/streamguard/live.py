@@ -201,6 +201,21 @@ def _start_api(
     return api_server
 
 
+def _demo_orders(
+    api_server: Any, server: NatsServer, var_dir: Path, stop: threading.Event, out: TextIO
+) -> Any:
+    """Repair orders walked through their life by the demo (needs the API)."""
+    if api_server is None:
+        return None
+    from streamguard.demo_orders import DemoOrders
+    from streamguard.keys import Keys
+
+    secret = Keys.from_env(var_dir).load_jwt_secret(create=True)
+    orders = DemoOrders(api_server.url, server, secret, stop, out=out)
+    orders.start()
+    return orders
+
+
 def run_up(
     var_dir: Path,
     *,
@@ -261,6 +276,7 @@ def run_up(
                 f"streamguard up: demo feed of {_n(round(rate))} events/s from "
                 f"{len(SIM_CARRIERS)} carriers and {len(SIM_GATEWAYS)} gateways\n"
             )
+        orders = _demo_orders(api_server, server, var_dir, stop, out) if demo else None
         line = StatusLine(engine, out, writer)
         deadline = None if duration is None else time.monotonic() + duration
         while not stop.is_set() and engine.running:
@@ -269,6 +285,8 @@ def run_up(
                 break
             writer.offer_stats(engine.status())
             line.print()
+            if orders is not None:
+                out.write(f"    demo orders: {orders.started} started, {orders.done} closed\n")
             if deadline is not None and time.monotonic() >= deadline:
                 break
         stop.set()
