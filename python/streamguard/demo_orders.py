@@ -30,7 +30,7 @@ __all__ = ["DemoOrders"]
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 _REGIONS = ("CN-110105", "CN-310115", "CN-330106", "CN-510107", "CN-650102", "CN-460105")
-_PRODUCTS = (
+_PRODUCTS: tuple[tuple[str, str, str, str, str, list[str]], ...] = (
     ("phone", "Huawei", "Mate 60", "screen", "4299.00", ["screen"]),
     ("laptop", "Lenovo", "ThinkPad X1", "keyboard", "8999.00", []),
     ("camera", "Sony", "A7 IV", "mainboard", "13999.00", ["mainboard"]),
@@ -199,8 +199,13 @@ class DemoOrders:
         status: str,
         signer: dict[str, str] | None = None,
     ) -> None:
-        scan: dict[str, Any] = {"kind": "scan", "shipment": order["tracking"],
-                                "carrier": order["carrier"], "ts": ts, "status": status}  # fmt: skip
+        scan: dict[str, Any] = {
+            "kind": "scan",
+            "shipment": order["tracking"],
+            "carrier": order["carrier"],
+            "ts": ts,
+            "status": status,
+        }
         if signer:
             scan["signer"] = signer
         await nc.jetstream().publish(f"sg.scan.{order['carrier']}", json.dumps(scan).encode())
