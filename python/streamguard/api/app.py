@@ -1,7 +1,7 @@
 """The Litestar app: controllers per domain over the control plane's runtime.
 
-``create_app(config, store)`` is all a server needs; ``streamguard up`` and ``streamguard api`` run it
-with uvicorn. OpenAPI is served at ``/schema`` (``/schema/openapi.json``).
+``create_app(config, store)`` is all a server needs; ``streamguard up`` and ``streamguard api``
+run it with uvicorn. OpenAPI is served at ``/schema`` (``/schema/openapi.json``).
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from streamguard.api.common import PLANE_STATE_KEY
 from streamguard.api.health import health
 from streamguard.api.orders.controllers import OrderController
 from streamguard.api.problems import exception_handlers
-from streamguard.api.stream import stream
+from streamguard.api.rules.controllers import RulesController
 from streamguard.api.shipments.controllers import OrderShipmentController, ShipmentController
 from streamguard.api.signoffs.controllers import SignOffController
+from streamguard.api.stream import stream
 from streamguard.bus.plane import ControlConfig, ControlPlane
 from streamguard.store.store import Store
 
@@ -70,6 +71,7 @@ def create_app(
         route_handlers=[
             OrderController,
             OrderShipmentController,
+            RulesController,
             ShipmentController,
             SignOffController,
             health,

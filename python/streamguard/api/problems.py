@@ -14,7 +14,11 @@ import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+)
 from litestar.utils.scope.state import ScopeState
 
 from streamguard.domain.validation import FieldError, field_errors
@@ -121,6 +125,12 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     del request
+    if exc.status_code == HTTP_400_BAD_REQUEST:
+        # A body that is not JSON at all, a bad multipart: input errors are 422s here too.
+        problem = Problem(
+            HTTP_422_UNPROCESSABLE_ENTITY, "invalid input", [FieldError("body", exc.detail)]
+        )
+        return _json(problem, exc.headers)
     extra = exc.extra if isinstance(exc.extra, dict) else {}
     problem = Problem(
         exc.status_code,
