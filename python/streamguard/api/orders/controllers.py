@@ -99,7 +99,7 @@ def _customer_id(principal: Principal, intake: Intake) -> str:
 
 class OrderController(Controller):
     path = "/orders"
-    tags = ["orders"]
+    tags = ("orders",)
     request_max_body_size = MAX_JSON_BODY_BYTES
 
     @post(

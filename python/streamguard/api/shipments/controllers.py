@@ -47,7 +47,7 @@ class ShipmentDetail(msgspec.Struct, kw_only=True):
 
 class OrderShipmentController(Controller):
     path = "/orders/{order_id:str}/shipments"
-    tags = ["shipments"]
+    tags = ("shipments",)
     request_max_body_size = MAX_JSON_BODY_BYTES
 
     @post(
@@ -94,7 +94,7 @@ class OrderShipmentController(Controller):
 
 class ShipmentController(Controller):
     path = "/shipments"
-    tags = ["shipments"]
+    tags = ("shipments",)
     request_max_body_size = MAX_JSON_BODY_BYTES
 
     @get(

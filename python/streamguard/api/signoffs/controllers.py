@@ -108,7 +108,7 @@ async def sealed_of_order(plane: ControlPlane, order_id: str) -> list[so.SealedS
 
 class SignOffController(Controller):
     path = "/orders/{order_id:str}/signoffs"
-    tags = ["signoffs"]
+    tags = ("signoffs",)
     request_max_body_size = MAX_JSON_BODY_BYTES
 
     @post(
