@@ -3,7 +3,7 @@
     streamguard replay --rules RULES.json [--format json|protobuf|arrow] FILE...
     streamguard simulate (--out PATH | --nats-url URL) [--format ...] [--seed N] [--shipments N]
                          [--events N]
-    streamguard bench [--quick] [--json PATH] [--repeat N] [--nats]
+    streamguard bench [--quick] [--json PATH] [--repeat N] [--nats | --control-plane]
     streamguard demo
     streamguard engine --nats-url URL --rules FILE [--time wall|event] [--state-dir DIR]
     streamguard up [--demo] [--nats-port N] [--var DIR] [--rules FILE]
@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from streamguard import __version__
+from streamguard.api.cli import add_api_parser
 from streamguard.engine import FORMATS, KINDS, Engine, EngineStats
 from streamguard.errors import RuleError, StreamGuardError
 from streamguard.replay import FORMAT_BY_SUFFIX, format_for, replay_files
-from streamguard.api.cli import add_api_parser
 from streamguard.tokens import add_token_parser
 
 __all__ = ["main"]
@@ -192,6 +192,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from streamguard.bench import SCENARIOS, run_bench
 
     scenarios = args.scenario or []
+    if args.control_plane:
+        from streamguard.bench_control import CONTROL_SCENARIOS, run_bench_control
+
+        if args.nats:
+            raise CommandError("--control-plane and --nats are separate benches: choose one")
+        if any(s not in CONTROL_SCENARIOS for s in scenarios):
+            raise CommandError(f"--control-plane runs only {', '.join(CONTROL_SCENARIOS)}")
+        nats_only = (args.probes, args.engine_batch, args.latency_rate, args.no_acked)
+        if args.shipments or args.events or args.validate_arrow or any(nats_only):
+            raise CommandError("--control-plane takes only --quick, --repeat, --json, --scenario")
+        return run_bench_control(
+            quick=args.quick,
+            repeat=args.repeat,
+            json_path=Path(args.json) if args.json else None,
+            scenarios=scenarios or None,
+        )
     if args.nats:
         import dataclasses
 
@@ -456,8 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
             "nats_batched_stored",
             "nats_per_event",
             "alert_latency",
+            "signoff_visible",
+            "api_latency",
         ),
-        help="run only this scenario (repeatable; the nats_* ones and alert_latency need --nats)",
+        help="run only this scenario (repeatable; the nats_* ones and alert_latency need --nats, "
+        "signoff_visible and api_latency --control-plane)",
     )
     p.add_argument("--shipments", type=_positive, help="override the shipment count")
     p.add_argument(
@@ -469,6 +488,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--nats",
         action="store_true",
         help="end to end through a private nats-server: publisher, server and engine here",
+    )
+    p.add_argument(
+        "--control-plane",
+        action="store_true",
+        help="the control plane end to end (API, nats-server, engine, chDB here): "
+        "signoff_visible (carrier scan to sign-off on the order API, p99 <= 1 s) and "
+        "api_latency (order create and get at 200 requests/s)",
     )
     p.add_argument("--probes", type=_positive, help="--nats: alert_latency probes (default 500)")
     p.add_argument(

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from streamguard.store.tables import DEDUP_WINDOW
 
-__all__ = ["ATTACHMENTS", "ATTACHMENTS_DDL", "ORDERS_LATEST_DDL", "ORDER_EVENTS", "ORDER_EVENTS_DDL"]
+__all__ = [
+    "ATTACHMENTS",
+    "ATTACHMENTS_DDL",
+    "ORDERS_LATEST_DDL",
+    "ORDER_EVENTS",
+    "ORDER_EVENTS_DDL",
+]
 
 ORDER_EVENTS = "order_events"
 ATTACHMENTS = "attachments"
