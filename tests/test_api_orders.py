@@ -28,3 +28,55 @@ def test_intake_422_names_every_bad_field(api_stack: ApiStack) -> None:
     assert r.status_code == 422
     fields = {e["field"] for e in r.json()["errors"]}
     assert fields == {"declared_value", "fault_type", "extra", "customer.phone", "purchase_channel"}
+
+
+def test_photos_are_stored_once_by_sha256_and_served_to_the_owner(api_stack: ApiStack) -> None:
+    import hashlib
+
+    order = api_stack.create_order("cust-photo")
+    other = api_stack.create_order("cust-photo-2")
+    blob = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40  # a JPEG's magic, then bytes
+    digest = hashlib.sha256(blob).hexdigest()
+    for oid, who in ((order["id"], "cust-photo"), (other["id"], "cust-photo-2")):
+        r = api_stack.client.post(
+            f"/orders/{oid}/photos",
+            files={"data": ("crack.jpg", blob, "image/jpeg")},
+            headers=api_stack.as_customer(who),
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["photos"] == [digest]
+    got = api_stack.client.get(
+        f"/orders/{order['id']}/photos/{digest}", headers=api_stack.as_customer("cust-photo")
+    )
+    assert got.status_code == 200
+    assert got.content == blob
+    assert got.headers["content-type"] == "image/jpeg"
+    # Two orders, one copy of the bytes.
+    api_stack.store.rows("OPTIMIZE TABLE attachments FINAL")
+    rows = api_stack.store.rows(
+        "SELECT count() FROM attachments WHERE sha256 = {d:String}", {"d": digest}
+    )
+    assert rows == [(1,)]
+    # Not the other customer's, and not a photo the order does not have.
+    stranger = api_stack.as_customer("cust-photo-2")
+    assert (
+        api_stack.client.get(f"/orders/{order['id']}/photos/{digest}", headers=stranger).status_code
+        == 404
+    )
+    assert (
+        api_stack.client.get(
+            f"/orders/{order['id']}/photos/{'0' * 64}", headers=api_stack.as_customer("cust-photo")
+        ).status_code
+        == 404
+    )
+
+
+def test_a_photo_must_be_an_image(api_stack: ApiStack) -> None:
+    order = api_stack.create_order("cust-photo-3")
+    r = api_stack.client.post(
+        f"/orders/{order['id']}/photos",
+        files={"data": ("notes.txt", b"hello", "text/plain")},
+        headers=api_stack.as_customer("cust-photo-3"),
+    )
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["errors"]] == ["data"]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException
+from litestar.openapi.spec import Encoding, Operation, RequestBody, Schema
 from litestar.params import JSONBody, MultipartBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_503_SERVICE_UNAVAILABLE
 
@@ -95,6 +97,26 @@ def _customer_id(principal: Principal, intake: Intake) -> str:
             [FieldError("customer_id", "required when an operator creates an order")]
         )
     return intake.customer_id
+
+
+@dataclass
+class _PhotoOperation(Operation):
+    """The photo form as ``add_photo`` reads it: one part, required, an image of 1 byte to
+    ``MAX_PHOTO_BYTES`` (Litestar documents the part as optional, of any content type)."""
+
+    def __post_init__(self) -> None:
+        body = self.request_body
+        media = body.content.get("multipart/form-data") if isinstance(body, RequestBody) else None
+        form = media.schema if media is not None else None
+        if media is None or not isinstance(form, Schema):  # pragma: no cover
+            return
+        form.required = ["file"]
+        part = (form.properties or {}).get("file")
+        if isinstance(part, Schema):
+            part.content_media_type = None
+            part.min_length = 1
+            part.max_length = MAX_PHOTO_BYTES
+        media.encoding = {"file": Encoding(content_type=", ".join(sorted(PHOTO_TYPES)))}
 
 
 class OrderController(Controller):
@@ -253,6 +275,7 @@ class OrderController(Controller):
         request_max_body_size=MAX_PHOTO_BYTES + 64 * 1024,
         responses={**ERRORS, **NOT_FOUND, **UNAVAILABLE},
         summary="Attach a photo (stored once per SHA-256)",
+        operation_class=_PhotoOperation,
     )
     async def add_photo(
         self,
@@ -275,7 +298,7 @@ class OrderController(Controller):
             )
         blob = await data.read()
         if not blob or len(blob) > MAX_PHOTO_BYTES:
-            raise unprocessable([FieldError("file", f"1 byte to {MAX_PHOTO_BYTES} bytes")])
+            raise unprocessable([FieldError("data", f"1 byte to {MAX_PHOTO_BYTES} bytes")])
         store = plane.store
         if store is None:
             raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE, detail="no storage")
