@@ -40,7 +40,7 @@ def test_photos_are_stored_once_by_sha256_and_served_to_the_owner(api_stack: Api
     for oid, who in ((order["id"], "cust-photo"), (other["id"], "cust-photo-2")):
         r = api_stack.client.post(
             f"/orders/{oid}/photos",
-            files={"data": ("crack.jpg", blob, "image/jpeg")},
+            files={"file": ("crack.jpg", blob, "image/jpeg")},
             headers=api_stack.as_customer(who),
         )
         assert r.status_code == 201, r.text
@@ -75,8 +75,8 @@ def test_a_photo_must_be_an_image(api_stack: ApiStack) -> None:
     order = api_stack.create_order("cust-photo-3")
     r = api_stack.client.post(
         f"/orders/{order['id']}/photos",
-        files={"data": ("notes.txt", b"hello", "text/plain")},
+        files={"file": ("notes.txt", b"hello", "text/plain")},
         headers=api_stack.as_customer("cust-photo-3"),
     )
     assert r.status_code == 422
-    assert [e["field"] for e in r.json()["errors"]] == ["data"]
+    assert [e["field"] for e in r.json()["errors"]] == ["file"]
