@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
 
 from streamguard import __version__
 from streamguard.api.auth import (
@@ -23,6 +24,7 @@ from streamguard.api.auth import (
 )
 from streamguard.api.common import PLANE_STATE_KEY
 from streamguard.api.health import health
+from streamguard.api.openapi import StrictStructSchemaPlugin
 from streamguard.api.orders.controllers import OrderController
 from streamguard.api.problems import exception_handlers
 from streamguard.api.rules.controllers import RulesController
@@ -67,7 +69,7 @@ def create_app(
         ),
         security=[{"bearer": []}],
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             OrderController,
             OrderShipmentController,
@@ -82,4 +84,19 @@ def create_app(
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi,
+        plugins=[StrictStructSchemaPlugin()],
     )
+    return _fresh_allow_headers(app)
+
+
+def _fresh_allow_headers(app: Litestar) -> Litestar:
+    """Litestar 2 (litestar-org/litestar#4169, fixed in 3): when a path's handlers are registered
+    one by one, its automatic OPTIONS handler keeps the methods of the first, so ``Allow`` on
+    /orders lacked GET. Point each OPTIONS handler at the route it answers for."""
+    for route in app.routes:
+        entry = route.route_handler_map.get("OPTIONS") if isinstance(route, HTTPRoute) else None
+        cells = getattr(entry[0].fn, "__closure__", None) if entry else None
+        for cell in cells or ():
+            if isinstance(cell.cell_contents, HTTPRoute) and cell.cell_contents is not route:
+                cell.cell_contents = route
+    return app

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Request
 from litestar.exceptions import HTTPException, NotFoundException
+from litestar.openapi.spec import OpenAPIType
 from litestar.params import HeaderParameter
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_412_PRECONDITION_FAILED
 
@@ -38,6 +39,10 @@ __all__ = [
 PLANE_STATE_KEY = "control_plane"
 _IF_MATCH = re.compile(r'^(W/)?"?([0-9]{1,19})"?$')
 
+# An optional header is absent or a string, never null: without this the document says
+# "string or null" (the Python type is ``str | None``) and clients send ``If-Match: null``.
+_PLAIN_STRING: dict[str, Any] = {"one_of": None, "type": OpenAPIType.STRING}
+
 IfMatch = Annotated[
     str | None,
     HeaderParameter(
@@ -45,6 +50,7 @@ IfMatch = Annotated[
         required=False,
         pattern=r'^(W/)?"?[0-9]{1,19}"?$',
         description="The version (ETag) this change was made from; a stale one gives 412.",
+        schema_extra=_PLAIN_STRING,
     ),
 ]
 IdempotencyKey = Annotated[
@@ -55,6 +61,7 @@ IdempotencyKey = Annotated[
         pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
         description="Repeat a POST with the same key and body: it takes effect once and "
         "answers with the first result (kept 24 h).",
+        schema_extra=_PLAIN_STRING,
     ),
 ]
 

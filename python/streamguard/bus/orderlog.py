@@ -179,15 +179,23 @@ class OrderLog:
         """
         for _ in range(MAX_CAS_RETRIES):
             if idempotency:
-                replay = await self._recorded(idempotency, body_hash)
+                replay = await self._recorded(idempotency, body_hash, order_id)
                 if replay is not None:
                     return replay
             current = await self.get(order_id)
             if current is None:
                 raise KeyError(order_id)
-            if expected is not None and current.version != expected:
-                raise PreconditionFailed(current.version)
-            event = make_event(current.order)
+            try:
+                if expected is not None and current.version != expected:
+                    raise PreconditionFailed(current.version)
+                event = make_event(current.order)
+            except Exception:
+                # A retry of a request that landed a moment ago, before its index entry was
+                # written, answers with that result rather than the refusal it now meets.
+                replay = await self._landed(order_id, idempotency, body_hash)
+                if replay is not None:
+                    return replay
+                raise
             order = apply(current.order, event)
             try:
                 return await self._publish(order, event, current.version, idempotency, body_hash)
@@ -195,6 +203,9 @@ class OrderLog:
                 if e.err_code not in _WRONG_LAST_SEQUENCE:
                     raise
                 if expected is not None:
+                    replay = await self._landed(order_id, idempotency, body_hash)
+                    if replay is not None:
+                        return replay
                     latest = await self.get(order_id)
                     raise PreconditionFailed(latest.version if latest else 0) from None
             await asyncio.sleep(0)
@@ -215,21 +226,50 @@ class OrderLog:
         payload = _encoder.encode(OrderRecord(event, order))
         ack = await self._js.publish(subject_of(order.id), payload, headers=headers)
         if ack.duplicate:
-            return await self._first_result(int(ack.seq), body_hash)
+            # A new order's id is drawn afresh by each attempt; an event's is the order's own.
+            return await self._first_result(int(ack.seq), body_hash, order.id if last else None)
         if idempotency:
             await self._record(idempotency, int(ack.seq))
         return Versioned(order, int(ack.seq), event)
 
-    async def _first_result(self, seq: int, body_hash: str) -> Versioned:
+    async def _first_result(
+        self, seq: int, body_hash: str, order_id: str | None = None
+    ) -> Versioned:
+        """The result of the event at ``seq``, the first with this key. ``order_id``: the order
+        the repeated request is about (the key's first use must have been about it too)."""
         msg = await self._js.get_msg(ORDERS_STREAM, seq=seq, direct=True)
+        mismatch = IdempotencyMismatch(
+            "this Idempotency-Key was used before with a different request"
+        )
         if (msg.headers or {}).get(_REQUEST_HASH, "") != body_hash:
-            raise IdempotencyMismatch(
-                "this Idempotency-Key was used before with a different request"
-            )
+            raise mismatch
         record = _decoder.decode(msg.data or b"")
+        if order_id is not None and record.order.id != order_id:
+            raise mismatch
         return Versioned(record.order, seq, record.event, replayed=True)
 
-    async def _recorded(self, idempotency: str, body_hash: str) -> Versioned | None:
+    async def _landed(
+        self, order_id: str, idempotency: str | None, body_hash: str
+    ) -> Versioned | None:
+        """The first result of ``idempotency`` found among the order's own events (the
+        header the server deduplicates on), for when the index has no entry for it yet."""
+        if not idempotency:
+            return None
+        seq = 0
+        while True:
+            try:
+                msg = await self._js.get_msg(
+                    ORDERS_STREAM, seq=seq + 1, subject=subject_of(order_id), next=True, direct=True
+                )
+            except nats.js.errors.NotFoundError:
+                return None
+            seq = int(msg.seq or 0)
+            if (msg.headers or {}).get(api.Header.MSG_ID.value) == idempotency:
+                return await self._first_result(seq, body_hash, order_id)
+
+    async def _recorded(
+        self, idempotency: str, body_hash: str, order_id: str | None = None
+    ) -> Versioned | None:
         """The first result of a repeated Idempotency-Key, from the index, else ``None``."""
         try:
             entry = await self._idem().get(idempotency)
@@ -237,7 +277,7 @@ class OrderLog:
             return None
         if entry.value is None:
             return None
-        return await self._first_result(int(entry.value), body_hash)
+        return await self._first_result(int(entry.value), body_hash, order_id)
 
     async def _record(self, idempotency: str, seq: int) -> None:
         await self._idem().put(idempotency, str(seq).encode())

@@ -56,6 +56,13 @@ RULES_DESCRIPTION = "StreamGuard rule sets; key 'active' is the live set"
 MAX_BACKTEST_RANGE_MS = 31 * 86_400_000
 MAX_BACKTEST_EVENTS = 1_000_000
 
+FIRST_SAVE = {
+    201: ResponseSpec(
+        data_container=RuleSet,
+        description="The first rule set saved (ETag: its revision)",
+        generate_examples=False,
+    )
+}
 PRECONDITIONS = {
     412: ResponseSpec(
         data_container=Problem,
@@ -153,7 +160,7 @@ class RulesController(Controller):
 
     @put(
         "/",
-        responses={**ERRORS, **PRECONDITIONS},
+        responses={**ERRORS, **PRECONDITIONS, **FIRST_SAVE},
         summary="Replace the rule set (If-Match its ETag; the engine applies it within 1 s)",
         description="The set is validated by the engine's parser first: an invalid one gets a "
         "422 naming the rule and the field (`rules[<id>].<field>`) and nothing is saved. "
