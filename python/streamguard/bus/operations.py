@@ -4,6 +4,7 @@ scan or an alert. Each is one compare-and-set append to the order log (see order
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ from streamguard.domain.orders import (
 from streamguard.domain.shipments import ShipmentInput, engine_event, shipment_record
 
 __all__ = ["Operations", "SignOffRequest"]
+
+log = logging.getLogger("streamguard.bus")
 
 S = OrderStatus
 # The sign-off of a leg moves the order from the first state to the second.
@@ -110,9 +113,15 @@ class Operations:
         result = await self.log.append(
             order_id, make, expected=expected, idempotency=idempotency, body_hash=body_hash
         )
-        # Scans and reads need the link at once; the relay (consumers.py) makes it too, and
-        # tells the engine, from the order log, so a crash here loses neither.
-        await self.link(result.order.id, result.order.shipments[spec.leg])
+        # Scans, reads and the engine need the leg at once. The relay (consumers.py) does both
+        # again from the order log, so a crash or an engine not yet up loses neither; the
+        # event's Nats-Msg-Id makes the second telling a no-op.
+        record = result.order.shipments[spec.leg]
+        await self.link(result.order.id, record)
+        try:
+            await self.tell_engine(result.order.id, record)
+        except Exception as e:
+            log.info("shipment %s: the relay will tell the engine (%r)", record["shipment"], e)
         return result
 
     async def link(self, order_id: str, record: dict[str, Any]) -> None:

@@ -8,15 +8,15 @@ read and no update is ever lost. ``Nats-Msg-Id`` carries the request's ``Idempot
 retried POST lands once and answers with the first result: the server drops a repeated
 ``Nats-Msg-Id`` while it is the order's last event, and the ``sg_idempotency`` bucket (kept a
 day) maps each key to its event once written, so a retry finds its result even after the
-order has moved on. A crash between the event and that index entry leaves only the server's
-check (known gap).
+order has moved on. A retry that arrives between the event and its index entry (or after a
+crash there) and is refused finds its event by its ``Nats-Msg-Id`` among the order's own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,7 +138,13 @@ class OrderLog:
 
     async def timeline(self, order_id: str) -> list[tuple[int, OrderEvent]]:
         """Every event of the order, oldest first, with its version."""
-        events: list[tuple[int, OrderEvent]] = []
+        return [
+            (int(msg.seq or 0), _decoder.decode(msg.data or b"").event)
+            async for msg in self._messages(order_id)
+        ]
+
+    async def _messages(self, order_id: str) -> AsyncIterator[api.RawStreamMsg]:
+        """The order's messages, oldest first (one direct get each)."""
         seq = 0
         while True:
             try:
@@ -146,9 +152,9 @@ class OrderLog:
                     ORDERS_STREAM, seq=seq + 1, subject=subject_of(order_id), next=True, direct=True
                 )
             except nats.js.errors.NotFoundError:
-                return events
+                return
             seq = int(msg.seq or 0)
-            events.append((seq, _decoder.decode(msg.data or b"").event))
+            yield msg
 
     async def create(
         self, event: OrderEvent, *, idempotency: str | None = None, body_hash: str = ""
@@ -255,17 +261,10 @@ class OrderLog:
         header the server deduplicates on), for when the index has no entry for it yet."""
         if not idempotency:
             return None
-        seq = 0
-        while True:
-            try:
-                msg = await self._js.get_msg(
-                    ORDERS_STREAM, seq=seq + 1, subject=subject_of(order_id), next=True, direct=True
-                )
-            except nats.js.errors.NotFoundError:
-                return None
-            seq = int(msg.seq or 0)
+        async for msg in self._messages(order_id):
             if (msg.headers or {}).get(api.Header.MSG_ID.value) == idempotency:
-                return await self._first_result(seq, body_hash, order_id)
+                return await self._first_result(int(msg.seq or 0), body_hash, order_id)
+        return None
 
     async def _recorded(
         self, idempotency: str, body_hash: str, order_id: str | None = None

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,53 +119,62 @@ class ControlPlane:
         return plane
 
     async def _start_consumers(self) -> None:
-        """Consume scans and alerts; streams the engine has not created yet are waited for
-        in the background, so the API can start first."""
+        """Consume scans and alerts, and relay booked legs to the engine. Each waits, in the
+        background, for the engine's stream it needs, so the API can start first."""
         # Nothing before the first shipment link can concern an order: a new consumer starts
         # when the links bucket was created, so scans published before it existed are not lost.
         since = await self.links.created()
-        wanted = {
-            EVENTS_STREAM: lambda: Consumer(
-                self.js,
+        wanted: list[tuple[str, Callable[[], Consumer]]] = [
+            (
                 EVENTS_STREAM,
-                "sg.scan.>",
-                SCANS_DURABLE,
-                scan_handler(self.ops, now_ms, self.proxy_salt),
-                since=since,
+                lambda: Consumer(
+                    self.js,
+                    EVENTS_STREAM,
+                    "sg.scan.>",
+                    SCANS_DURABLE,
+                    scan_handler(self.ops, now_ms, self.proxy_salt),
+                    since=since,
+                ),
             ),
-            ALERTS_STREAM: lambda: Consumer(
-                self.js,
+            (
                 ALERTS_STREAM,
-                "sg.alert.>",
-                ALERTS_DURABLE,
-                alert_handler(self.ops),
-                since=since,
+                lambda: Consumer(
+                    self.js,
+                    ALERTS_STREAM,
+                    "sg.alert.>",
+                    ALERTS_DURABLE,
+                    alert_handler(self.ops),
+                    since=since,
+                ),
             ),
-        }
-        relay = Consumer(
-            self.js,
-            ORDERS_STREAM,
-            "sg.order.>",
-            RELAY_DURABLE,
-            relay_handler(self.ops),
-            deliver_all=True,
-        )
-        await relay.start()
-        self.consumers.append(relay)
+            # The relay reads the order log but publishes into the engine's stream.
+            (
+                EVENTS_STREAM,
+                lambda: Consumer(
+                    self.js,
+                    ORDERS_STREAM,
+                    "sg.order.>",
+                    RELAY_DURABLE,
+                    relay_handler(self.ops),
+                    deliver_all=True,
+                ),
+            ),
+        ]
         if not await self._start_present(wanted):
             logging.getLogger("streamguard.bus").info("waiting for the engine's streams")
             self._waiter = asyncio.create_task(self._wait_for_streams(wanted))
 
-    async def _start_present(self, wanted: dict[str, Any]) -> bool:
+    async def _start_present(self, wanted: list[tuple[str, Callable[[], Consumer]]]) -> bool:
         """Start the consumers whose streams exist; True once none is left to start."""
         present = {info.config.name for info in await self.js.streams_info()}
-        for name in [n for n in wanted if n in present]:
-            consumer = wanted.pop(name)()
+        for item in [w for w in wanted if w[0] in present]:
+            wanted.remove(item)
+            consumer = item[1]()
             await consumer.start()
             self.consumers.append(consumer)
         return not wanted
 
-    async def _wait_for_streams(self, wanted: dict[str, Any]) -> None:
+    async def _wait_for_streams(self, wanted: list[tuple[str, Callable[[], Consumer]]]) -> None:
         while True:
             await asyncio.sleep(1.0)
             try:

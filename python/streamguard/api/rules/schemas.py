@@ -32,12 +32,19 @@ SHOCK_EXAMPLE = {
 }
 
 
+# The largest integer a JSON number carries exactly (OpenAPI writes bounds as floats).
+MAX_INT = 2**53
+
+
 class RuleSet(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A rule set, versioned as a whole; replacing it takes effect in the engine within 1 s."""
 
-    version: Annotated[int, Meta(ge=0, description="The set's version, reported by the engine")] = 0
+    version: Annotated[
+        int, Meta(ge=0, le=MAX_INT, description="The set's version, reported by the engine")
+    ] = 0
     lateness_ms: Annotated[
-        int, Meta(ge=0, description="How far the scan watermark trails the latest scan")
+        int,
+        Meta(ge=0, le=MAX_INT, description="How far the scan watermark trails the latest scan"),
     ] = 0
     rules: Annotated[
         list[dict[str, Any]],
