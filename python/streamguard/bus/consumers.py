@@ -19,7 +19,7 @@ from nats.js import JetStreamContext, api
 
 from streamguard import _core
 from streamguard.bus.links import Link
-from streamguard.bus.operations import Operations, SignOffRequest
+from streamguard.bus.operations import Operations, unbound
 from streamguard.bus.orderlog import OrderRecord, idempotency_key
 from streamguard.domain import signoffs as so
 from streamguard.domain.orders import Actor, OrderEvent, OrderStatus, TransitionError
@@ -211,9 +211,9 @@ async def _on_scan(
             salt=proxy_salt,
         )
     region = scan.get("location")
-    request = SignOffRequest(
+    request = unbound(
         id=f"SO-{key[:20].upper()}",
-        leg=link.leg,
+        leg=so.Leg(link.leg),
         signer_name=str(signer["name"]),
         signer_type=kind,
         ts_ms=_ts_ms(scan.get("ts"), now_ms),

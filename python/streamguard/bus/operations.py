@@ -25,7 +25,7 @@ from streamguard.domain.orders import (
 )
 from streamguard.domain.shipments import ShipmentInput, engine_event, shipment_record
 
-__all__ = ["Operations", "SignOffRequest"]
+__all__ = ["Operations", "bind", "unbound"]
 
 log = logging.getLogger("streamguard.bus")
 
@@ -37,26 +37,27 @@ _SIGNOFF_MOVES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class SignOffRequest:
-    """A sign-off before it is bound to the order's chain (id and time fixed by the caller, so
-    a retried compare-and-set seals the same record)."""
+# A sign-off before it is bound into its order's chain: id, signer and time are fixed by the
+# caller (so a retried compare-and-set seals the same record); bind() sets the chain fields
+# (index, prev_hash) and the content it signs for.
+_UNBOUND_CONTENT = "0" * 64
 
-    id: str
-    leg: str
-    signer_name: str
-    signer_type: so.SignerType
-    ts_ms: int
-    channel: so.Channel
-    proxy: so.ProxyIdentity | None = None
-    staff_id: str | None = None
-    region: str | None = None
-    lat: str | None = None
-    lon: str | None = None
-    carrier: str | None = None
-    shipment: str | None = None
-    signature_image_sha256: str | None = None
-    photo_sha256: tuple[str, ...] = ()
+
+def unbound(**fields: Any) -> so.SignOffRecord:
+    """A record waiting for :func:`bind` (its ``order`` too is set there)."""
+    return so.SignOffRecord(
+        order="?", index=0, prev_hash="", content_sha256=_UNBOUND_CONTENT, **fields
+    )
+
+
+def bind(record: so.SignOffRecord, order: Order) -> so.SignOffRecord:
+    return msgspec.structs.replace(
+        record,
+        order=order.id,
+        index=len(order.signoffs),
+        prev_hash=order.last_signoff_hash,
+        content_sha256=content_sha256(order),
+    )
 
 
 def content_sha256(order: Order) -> str:
@@ -141,7 +142,7 @@ class Operations:
     async def sign_off(
         self,
         order_id: str,
-        request: SignOffRequest,
+        request: so.SignOffRecord,
         actor: Actor,
         *,
         idempotency: str | None = None,
@@ -150,38 +151,18 @@ class Operations:
         """Seal a sign-off into the order's chain and make the move it proves."""
 
         def make(order: Order) -> OrderEvent:
-            before, after = _SIGNOFF_MOVES[request.leg]
+            before, after = _SIGNOFF_MOVES[request.leg.value]
             if order.status != before:
                 raise TransitionError(
-                    f"a {request.leg} sign-off is taken while the order is {before.value} "
+                    f"a {request.leg.value} sign-off is taken while the order is {before.value} "
                     f"(it is {order.status.value})",
                     [],
                 )
-            record = so.SignOffRecord(
-                id=request.id,
-                order=order.id,
-                leg=so.Leg(request.leg),
-                index=len(order.signoffs),
-                prev_hash=order.last_signoff_hash,
-                signer_name=request.signer_name,
-                signer_type=request.signer_type,
-                ts_ms=request.ts_ms,
-                channel=request.channel,
-                content_sha256=content_sha256(order),
-                proxy=request.proxy,
-                staff_id=request.staff_id,
-                region=request.region,
-                lat=request.lat,
-                lon=request.lon,
-                carrier=request.carrier,
-                shipment=request.shipment,
-                signature_image_sha256=request.signature_image_sha256,
-                photo_sha256=request.photo_sha256,
-            )
+            record = bind(request, order)
             sealed = so.seal(record, self.signer)
             summary = {
                 "id": record.id,
-                "leg": request.leg,
+                "leg": request.leg.value,
                 "index": record.index,
                 "hash": sealed.hash,
                 "signer_type": record.signer_type.value,
@@ -193,7 +174,7 @@ class Operations:
                 actor=actor,
                 from_status=order.status,
                 to_status=after,
-                reason=f"{request.leg} sign-off by {record.signer_type.value}",
+                reason=f"{request.leg.value} sign-off by {record.signer_type.value}",
                 data={"summary": summary, "sealed": msgspec.to_builtins(sealed)},
             )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import secrets
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 from msgspec import Meta
@@ -101,26 +101,6 @@ PROOF_REQUIRED: Mapping[OrderStatus, str] = {
     S.RETURN_IN_TRANSIT: "the return shipment (POST /orders/{id}/shipments, leg return)",
 }
 
-FAULT_TYPES = frozenset(
-    {
-        "screen",
-        "battery",
-        "mainboard",
-        "camera",
-        "charging_port",
-        "speaker",
-        "keyboard",
-        "water_damage",
-        "hardware",
-        "software",
-        "sole_detached",
-        "zipper",
-        "strap",
-        "stitching",
-        "other",
-    }
-)
-PARTS = frozenset({"screen", "mainboard", "battery", "camera", "lens", "body", "other"})
 #: Parts that need a carrier with shock-proof packaging.
 FRAGILE_PARTS = frozenset({"screen", "mainboard"})
 
@@ -149,6 +129,9 @@ FaultType = Literal[
     "other",
 ]
 Part = Literal["screen", "mainboard", "battery", "camera", "lens", "body", "other"]
+#: The catalogs, as sets.
+FAULT_TYPES = frozenset(get_args(FaultType))
+PARTS = frozenset(get_args(Part))
 Service = Literal["repair", "exchange", "refund"]
 Category = Literal["phone", "laptop", "tablet", "camera", "drone", "watch", "shoes", "bag", "other"]
 

@@ -26,7 +26,7 @@ from streamguard.api.signoffs.schemas import (
     SignOffView,
     VerificationView,
 )
-from streamguard.bus.operations import SignOffRequest
+from streamguard.bus.operations import unbound
 from streamguard.bus.plane import ControlPlane, now_ms
 from streamguard.domain import signoffs as so
 from streamguard.domain.auth import Principal, Role
@@ -47,7 +47,7 @@ def signoff_request(
     *,
     carrier: str | None = None,
     shipment: str | None = None,
-) -> SignOffRequest:
+) -> so.SignOffRecord:
     proxy = None
     if isinstance(data, ProxySignOff):
         p = data.proxy
@@ -58,9 +58,9 @@ def signoff_request(
             relationship=p.relationship,
             salt=salt,
         )
-    return SignOffRequest(
+    return unbound(
         id=f"SO-{secrets.token_hex(8).upper()}",
-        leg=data.leg,
+        leg=so.Leg(data.leg),
         signer_name=data.signer_name,
         signer_type=so.SignerType(_tag(data)),
         ts_ms=now_ms(),
