@@ -86,7 +86,7 @@ class ApiStack:
     def as_carrier(self, carrier: str, subject: str = "bot") -> dict[str, str]:
         return self.headers(Role.CARRIER, subject, carrier)
 
-    def create_order(self, customer: str, **changes: Any) -> dict[str, Any]:
+    def create_order(self, customer: str, /, **changes: Any) -> dict[str, Any]:
         r = self.client.post(
             "/orders", json={**INTAKE, **changes}, headers=self.as_customer(customer)
         )

@@ -68,6 +68,9 @@ CROSS_FIELD_422: dict[tuple[str, str], set[str]] = {
     ("PUT", "/rules"): {"rules"},
     # to_ms after from_ms, at most 31 days; and each rule, as above.
     ("POST", "/rules/backtest"): {"to_ms", "rules"},
+    # The carrier must have a tariff (operators edit them) whose insurable maximum covers the
+    # order's declared value (CONTROL_PLANE.md, "Insurance"): state of other objects.
+    ("POST", "/orders/{order_id}/shipments"): {"carrier"},
 }
 EXTRA_STATUSES: dict[tuple[str, str], set[str]] = {}
 for _method, _path, _headers in _operations():

@@ -13,6 +13,7 @@ from litestar.params import HeaderParameter
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_412_PRECONDITION_FAILED
 
 from streamguard.api.problems import unprocessable
+from streamguard.bus.operations import Refused
 from streamguard.bus.orderlog import (
     Conflict,
     IdempotencyMismatch,
@@ -111,6 +112,8 @@ def write_errors(e: Exception) -> HTTPException:
         return HTTPException(
             status_code=HTTP_409_CONFLICT, detail=e.message, extra={"allowed": e.allowed}
         )
+    if isinstance(e, Refused):
+        return unprocessable([FieldError(e.field, e.message)])
     if isinstance(e, IdempotencyMismatch):
         return unprocessable([FieldError("Idempotency-Key", str(e))])
     if isinstance(e, Conflict):

@@ -91,12 +91,11 @@ class Consumer:
     async def start(self) -> None:
         # A new durable starts where anything it could act on may begin (see ControlPlane);
         # an existing one resumes where it stopped, whatever this says.
+        policy = api.DeliverPolicy.BY_START_TIME if self._since else api.DeliverPolicy.NEW
         config = api.ConsumerConfig(
             durable_name=self._durable,
-            deliver_policy=api.DeliverPolicy.BY_START_TIME
-            if self._since
-            else api.DeliverPolicy.NEW,
-            opt_start_time=self._since,
+            deliver_policy=api.DeliverPolicy.ALL if self._deliver_all else policy,
+            opt_start_time=None if self._deliver_all else self._since,
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=30,
             max_ack_pending=10_000,

@@ -76,6 +76,11 @@ class ShipmentLinks:
         await self.kv.put(shipment, msgspec.json.encode(link))
         self.cache[shipment] = link
 
+    async def delete(self, shipment: str) -> None:
+        """Unlink a shipment an override replaced (its scans no longer move the order)."""
+        await self.kv.delete(shipment)
+        self.cache.pop(shipment, None)
+
     async def close(self) -> None:
         if self.task is not None:
             self.task.cancel()

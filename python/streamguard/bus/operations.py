@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -14,6 +14,7 @@ from nats.js import JetStreamContext
 from streamguard.bus.links import Link, ShipmentLinks
 from streamguard.bus.orderlog import OrderLog, Versioned
 from streamguard.domain import signoffs as so
+from streamguard.domain.insurance import Tariffs, new_policy, policy_view
 from streamguard.domain.orders import (
     Actor,
     Order,
@@ -25,7 +26,7 @@ from streamguard.domain.orders import (
 )
 from streamguard.domain.shipments import ShipmentInput, engine_event, shipment_record
 
-__all__ = ["Operations", "bind", "unbound"]
+__all__ = ["Operations", "Refused", "bind", "unbound"]
 
 log = logging.getLogger("streamguard.bus")
 
@@ -64,6 +65,15 @@ def content_sha256(order: Order) -> str:
     return hashlib.sha256(so.canonical_json(content_view(order))).hexdigest()
 
 
+class Refused(Exception):
+    """A request the order's rules refuse because of one of its fields (a 422 naming it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
 @dataclass(slots=True)
 class Operations:
     log: OrderLog
@@ -71,6 +81,7 @@ class Operations:
     js: JetStreamContext
     signer: so.PlatformSigner
     depot_region: str
+    tariffs: Tariffs = field(default_factory=Tariffs.load_sample)
 
     async def book_shipment(
         self,
@@ -82,10 +93,16 @@ class Operations:
         expected: int | None = None,
         idempotency: str | None = None,
         body_hash: str = "",
+        choice: dict[str, Any] | None = None,
     ) -> Versioned:
         """Add (or change) a leg; the first inbound booking moves CREATED to AWAITING_PICKUP
         and the return booking moves REPAIRED to RETURN_IN_TRANSIT. The engine hears of it
-        through the relay."""
+        through the relay.
+
+        The inbound booking issues the order's insurance policy from its carrier's tariff; the
+        return leg inherits it (the customer never insures twice). ``choice`` is the automatic
+        return's explained carrier choice; booking a return leg over an existing one is an
+        operator's override, and says whom it replaced."""
 
         def make(order: Order) -> OrderEvent:
             if spec.leg == "return" and order.status not in {S.REPAIRED, S.RETURN_IN_TRANSIT}:
@@ -98,6 +115,15 @@ class Operations:
                     f"the inbound leg is booked before pickup (the order is {order.status})", []
                 )
             record = shipment_record(order, spec, self.depot_region, at_ms)
+            record["policy"] = self._policy(order, spec, at_ms)
+            if choice is not None:
+                record["choice"] = choice
+            previous = order.shipments.get(spec.leg)
+            if previous is not None and previous.get("shipment") != spec.tracking:
+                record["replaces"] = {
+                    "shipment": previous.get("shipment"),
+                    "carrier": previous.get("carrier"),
+                }
             target = {S.CREATED: S.AWAITING_PICKUP, S.REPAIRED: S.RETURN_IN_TRANSIT}.get(
                 order.status
             )
@@ -118,12 +144,29 @@ class Operations:
         # again from the order log, so a crash or an engine not yet up loses neither; the
         # event's Nats-Msg-Id makes the second telling a no-op.
         record = result.order.shipments[spec.leg]
+        replaced = record.get("replaces")
+        if replaced and replaced.get("shipment"):
+            await self.links.delete(str(replaced["shipment"]))
         await self.link(result.order.id, record)
         try:
             await self.tell_engine(result.order.id, record)
         except Exception as e:
             log.info("shipment %s: the relay will tell the engine (%r)", record["shipment"], e)
         return result
+
+    def _policy(self, order: Order, spec: ShipmentInput, at_ms: int) -> dict[str, Any] | None:
+        """The order's policy: issued at the inbound booking, inherited by the return."""
+        inbound = order.shipments.get("inbound", {})
+        if inbound.get("policy") is not None or spec.leg == "return":
+            return inbound.get("policy")
+        tariff = self.tariffs.get(spec.carrier)
+        if tariff is None:
+            raise Refused("carrier", f"{spec.carrier} has no tariff: it cannot insure the order")
+        try:
+            policy = new_policy(order.id, tariff, order.declared_value_fen, at_ms)
+        except ValueError as e:
+            raise Refused("carrier", str(e)) from None
+        return policy_view(policy)
 
     async def link(self, order_id: str, record: dict[str, Any]) -> None:
         await self.links.put(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
+from streamguard.bus.clock import now_ms
 from streamguard.bus.consumers import (
     ALERTS_DURABLE,
     RELAY_DURABLE,
@@ -33,6 +33,7 @@ from streamguard.bus.links import ShipmentLinks
 from streamguard.bus.operations import Operations
 from streamguard.bus.orderlog import ORDERS_STREAM, OrderLog
 from streamguard.bus.projector import Projector
+from streamguard.bus.returns import RETURNS_DURABLE, returns_handler
 from streamguard.domain.regions import check_region
 from streamguard.domain.signoffs import PlatformSigner
 from streamguard.errors import NatsError
@@ -46,10 +47,6 @@ __all__ = ["DEFAULT_DEPOT_REGION", "ControlConfig", "ControlPlane", "now_ms"]
 DEFAULT_DEPOT_REGION = "CN-440300"
 EVENTS_STREAM = "SG_EVENTS"
 ALERTS_STREAM = "SG_ALERTS"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +142,18 @@ class ControlPlane:
                     ALERTS_DURABLE,
                     alert_handler(self.ops),
                     since=since,
+                ),
+            ),
+            # Returns are booked from the order log; their legs go to the engine's stream.
+            (
+                EVENTS_STREAM,
+                lambda: Consumer(
+                    self.js,
+                    ORDERS_STREAM,
+                    "sg.order.>",
+                    RETURNS_DURABLE,
+                    returns_handler(self.ops),
+                    deliver_all=True,
                 ),
             ),
             # The relay reads the order log but publishes into the engine's stream.

@@ -38,6 +38,12 @@ class ShipmentView(msgspec.Struct, kw_only=True):
     fragile: bool
     declared_value: str
     booked_ms: int
+    #: The order's insurance policy (issued at the inbound booking, inherited by the return).
+    policy: dict[str, Any] | None = None
+    #: How the automatic return chose its carrier: every candidate's scores or exclusions.
+    choice: dict[str, Any] | None = None
+    #: The leg this booking replaced (an operator's override).
+    replaces: dict[str, Any] | None = None
 
 
 class SignOffSummary(msgspec.Struct, kw_only=True):
