@@ -19,15 +19,19 @@ from streamguard.bench_control import ControlSizes, run_bench_control
 TINY = ControlSizes(orders=5, duration_s=1.0, repeat=1, rate=40.0, connections=4)
 
 
-def test_bench_control_tiny_run_reports_both_scenarios(
+def test_bench_control_tiny_run_reports_every_scenario(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bench.json"
     assert run_bench_control(quick=True, json_path=out, sizes=TINY) == 0
     doc = json.loads(out.read_text())
     by_name = {r["name"]: r for r in doc["results"]}
-    assert set(by_name) == {"signoff_visible", "api_order_create", "api_order_get"}
-    assert {r["scenario"] for r in doc["results"]} == {"signoff_visible", "api_latency"}
+    assert set(by_name) == {
+        "signoff_visible", "return_created", "api_order_create", "api_order_get",
+    }  # fmt: skip
+    assert {r["scenario"] for r in doc["results"]} == {
+        "signoff_visible", "return_created", "api_latency",
+    }  # fmt: skip
     for r in doc["results"]:
         assert r["count"] > 0, r
         for key in ("p50_ms", "p90_ms", "p99_ms", "p99_ms_min", "p99_ms_max", "max_ms"):
@@ -40,9 +44,10 @@ def test_bench_control_tiny_run_reports_both_scenarios(
         assert set(r["runs"][0]["cpu"]) == {
             "api_process_pct", "nats_server_pct", "client_pct", "loadavg_1m",
         }  # fmt: skip
-    signoff = by_name["signoff_visible"]
-    assert signoff["target_p99_ms"] == 1000
-    assert signoff["count"] + signoff["missing"] == TINY.orders
+    for name in ("signoff_visible", "return_created"):
+        row = by_name[name]
+        assert row["target_p99_ms"] == 1000
+        assert row["count"] + row["missing"] == TINY.orders
     for name in ("api_order_create", "api_order_get"):
         assert by_name[name]["errors"] == 0, by_name[name]["runs"]
         assert by_name[name]["rate"] == TINY.rate

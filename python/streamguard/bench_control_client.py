@@ -34,8 +34,8 @@ def main() -> None:
     """The child process: a spec (JSON) on stdin, the result (one JSON line) on stdout."""
     spec = json.loads(sys.stdin.read())
     try:
-        if spec["kind"] == "signoff_visible":
-            doc = asyncio.run(_signoff_client(spec))
+        if spec["kind"] in ("signoff_visible", "return_created"):
+            doc = asyncio.run(_visible_client(spec))
         else:
             doc = asyncio.run(_load_client(spec))
     except Exception as e:
@@ -198,10 +198,13 @@ async def _prepare(http: Pool, js: Any, spec: dict[str, Any], n: int) -> list[tu
     return list(orders)
 
 
-async def _signoff_client(spec: dict[str, Any]) -> dict[str, Any]:
+async def _visible_client(spec: dict[str, Any]) -> dict[str, Any]:
+    """``signoff_visible`` or ``return_created``: per order, one action at t0, then GET the
+    order until it shows the effect; latency = that response's arrival - t0."""
     from nats.aio.client import Client
 
     n = int(spec["orders"])
+    returns = spec["kind"] == "return_created"
     async with Pool(spec["api_url"], 8) as http:
         nc = Client()
         await nc.connect(
@@ -215,24 +218,33 @@ async def _signoff_client(spec: dict[str, Any]) -> dict[str, Any]:
             js = nc.jetstream(timeout=10)
             started = time.perf_counter()
             orders = await _prepare(http, js, spec, n)
+            if returns:
+                await asyncio.gather(*(_to_repairing(http, spec, oid) for oid, _ in orders))
             prepare_s = time.perf_counter() - started
-            _log(f"signoff_visible: {n} orders in transit after {prepare_s:.1f} s")
+            _log(f"{spec['kind']}: {n} orders prepared in {prepare_s:.1f} s")
             depot = spec["depot"]
             signer = {"name": "Wang Fang", "type": "self", "staff_id": "D-0042"}
             latencies: list[float] = []
-            pubacks: list[float] = []
+            acks: list[float] = []
             missing = 0
             in_a_row = 0
             window = time.time(), time.process_time()
             for oid, tracking in orders:
-                body = _scan(tracking, "DELIVERED", location=DEPOT_REGION, signer=signer)
                 t0 = time.perf_counter()
-                await js.publish(f"sg.scan.{CARRIER}", body)
-                pubacks.append((time.perf_counter() - t0) * 1000.0)
+                if returns:
+                    move = {"to": "REPAIRED"}
+                    _checked(
+                        await http.request("POST", f"/orders/{oid}/transitions", depot, move),
+                        "repaired",
+                    )
+                else:
+                    body = _scan(tracking, "DELIVERED", location=DEPOT_REGION, signer=signer)
+                    await js.publish(f"sg.scan.{CARRIER}", body)
+                acks.append((time.perf_counter() - t0) * 1000.0)
                 while True:
                     order = _checked(await http.request("GET", f"/orders/{oid}", depot), "get")
                     now = time.perf_counter()
-                    if order["signoffs"]:
+                    if order["shipments"].get("return") if returns else order["signoffs"]:
                         latencies.append((now - t0) * 1000.0)
                         in_a_row = 0
                         break
@@ -243,9 +255,8 @@ async def _signoff_client(spec: dict[str, Any]) -> dict[str, Any]:
                     await asyncio.sleep(POLL_S)
                 if in_a_row >= STUCK_AFTER:
                     raise ControlBenchError(
-                        f"{in_a_row} sign-offs in a row not visible within "
-                        f"{VISIBLE_TIMEOUT_S:g} s ({len(latencies)} were): the scan consumer "
-                        "seems stuck"
+                        f"{spec['kind']}: {in_a_row} orders in a row showed nothing within "
+                        f"{VISIBLE_TIMEOUT_S:g} s ({len(latencies)} did): a consumer seems stuck"
                     )
             end = time.time(), time.process_time()
         finally:
@@ -254,10 +265,21 @@ async def _signoff_client(spec: dict[str, Any]) -> dict[str, Any]:
         "window": [window[0], end[0]],
         "window_cpu_s": end[1] - window[1],
         "latencies_ms": latencies,
-        "puback_ms": pubacks,
+        "puback_ms": acks,
         "missing": missing,
         "prepare_s": prepare_s,
     }
+
+
+async def _to_repairing(http: Pool, spec: dict[str, Any], oid: str) -> None:
+    """An order in transit to the depot, received (the depot's sign-off) and under repair."""
+    depot = spec["depot"]
+    receipt = {"leg": "inbound", "signer_type": "depot_staff", "signer_name": "Desk",
+               "staff_id": "D-1"}  # fmt: skip
+    _checked(await http.request("POST", f"/orders/{oid}/signoffs", depot, receipt), "receipt")
+    for to in ("DIAGNOSING", "REPAIRING"):
+        move = {"to": to}
+        _checked(await http.request("POST", f"/orders/{oid}/transitions", depot, move), to)
 
 
 async def _load_client(spec: dict[str, Any]) -> dict[str, Any]:

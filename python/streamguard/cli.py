@@ -473,10 +473,11 @@ def build_parser() -> argparse.ArgumentParser:
             "nats_per_event",
             "alert_latency",
             "signoff_visible",
+            "return_created",
             "api_latency",
         ),
         help="run only this scenario (repeatable; the nats_* ones and alert_latency need --nats, "
-        "signoff_visible and api_latency --control-plane)",
+        "signoff_visible, return_created and api_latency --control-plane)",
     )
     p.add_argument("--shipments", type=_positive, help="override the shipment count")
     p.add_argument(
@@ -493,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--control-plane",
         action="store_true",
         help="the control plane end to end (API, nats-server, engine, chDB here): "
-        "signoff_visible (carrier scan to sign-off on the order API, p99 <= 1 s) and "
+        "signoff_visible (carrier scan to sign-off on the order API, p99 <= 1 s), "
+        "return_created (REPAIRED to return leg booked, p99 <= 1 s) and "
         "api_latency (order create and get at 200 requests/s)",
     )
     p.add_argument("--probes", type=_positive, help="--nats: alert_latency probes (default 500)")
