@@ -16,6 +16,7 @@ content-addressed): the rows do not depend on the order in which they run.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ import pytest
 
 from apifix import INTAKE, ApiStack
 from streamguard.domain.auth import Principal, Role
+from streamguard.domain.insurance import Tariffs
 from streamguard.tokens import create_token
 
 OWNER = "cust-acc-owner"
@@ -125,6 +127,7 @@ def world(api_stack: ApiStack) -> World:
     assert PHOTO_SHA in held["photos"]
     # A saved rule set, so reading it answers 200 and replacing it without If-Match 428.
     _ok(c.put("/rules", json=RULES, headers=s.as_operator()), 201)
+    _ok(c.put("/carriers/tariffs", json=TARIFFS, headers=s.as_operator()), 201)
 
     wrong_secret = create_token(
         b"not-the-api-secret-0123456789abcdef", Principal(role=Role.OPERATOR, subject="x")
@@ -228,6 +231,7 @@ RULES = {
     ],
 }
 BACKTEST = {"rules": RULES, "from_ms": 0, "to_ms": 1_000}
+TARIFFS: dict[str, Any] = json.loads(Tariffs.load_sample().to_json())
 
 _DEPOT_RECEIPT = {
     "signer_type": "depot_staff",
@@ -310,6 +314,9 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/rules/backtest"): Row(
         _post("/rules/backtest", lambda _c: BACKTEST), {"operator": 200}
     ),
+    # Tariffs: staff read them, operators replace them (saved at setup: If-Match needed, 428).
+    ("GET", "/carriers/tariffs"): Row(_get("/carriers/tariffs"), {"operator": 200, "depot": 200}),
+    ("PUT", "/carriers/tariffs"): Row(_put("/carriers/tariffs", TARIFFS), {"operator": 428}),
     # The OpenAPI documents and their renderers are public.
     ("GET", "/schema"): Row(_get("/schema"), {}, public=200),
     ("GET", "/schema/openapi.json"): Row(_get("/schema/openapi.json"), {}, public=200),

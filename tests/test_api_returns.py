@@ -150,3 +150,32 @@ def test_an_operator_overrides_the_return_carrier(api_stack: ApiStack) -> None:
     # The replaced tracking number no longer belongs to the order.
     gone = api_stack.client.get(f"/shipments/{auto['shipment']}", headers=api_stack.as_operator())
     assert gone.status_code == 404
+
+
+def test_operators_edit_the_tariffs_and_policies_follow(api_stack: ApiStack) -> None:
+    c = api_stack.client
+    r = c.get("/carriers/tariffs", headers=api_stack.as_depot())
+    assert r.status_code == 200
+    assert r.headers["ETag"] == '"0"'  # the sample, never saved
+    doc = r.json()
+    assert doc["_note"].startswith("SAMPLE")
+    assert c.put("/carriers/tariffs", json=doc, headers=api_stack.as_depot()).status_code == 403
+    doc["carriers"]["SF"]["min_premium"] = "88.00"
+    saved = c.put("/carriers/tariffs", json=doc, headers=api_stack.as_operator())
+    assert saved.status_code == 201, saved.text
+    etag = saved.headers["ETag"]
+    # A second save needs If-Match: 428 without, 412 when stale.
+    assert c.put("/carriers/tariffs", json=doc, headers=api_stack.as_operator()).status_code == 428
+    stale = {**api_stack.as_operator(), "If-Match": '"1"' if etag != '"1"' else '"2"'}
+    assert c.put("/carriers/tariffs", json=doc, headers=stale).status_code == 412
+    # Refused with the field named, and nothing saved.
+    sf = {**doc["carriers"]["SF"], "insurable_max": "1.001"}
+    bad = {**doc, "carriers": {**doc["carriers"], "SF": sf}}
+    r = c.put("/carriers/tariffs", json=bad, headers={**api_stack.as_operator(), "If-Match": etag})
+    assert r.status_code == 422
+    assert all(e["field"].startswith("carriers") for e in r.json()["errors"]), r.text
+    assert c.get("/carriers/tariffs", headers=api_stack.as_operator()).headers["ETag"] == etag
+    # The new minimum prices the next policy.
+    order = api_stack.create_order("cust-tariff", declared_value="100.00")
+    booked = api_stack.book(order["id"], "inbound", "SF", "SFTARIFF0001")
+    assert booked["shipments"]["inbound"]["policy"]["premium"] == "88.00"

@@ -57,7 +57,7 @@ def _operations() -> Iterator[tuple[str, str, set[str]]]:
 # that status, and `refusals_of_valid_data_are_justified` below checks that each such answer is
 # for that reason and no other:
 #  - 412: If-Match names a version that is not current (state: the version moved on);
-#  - 428: PUT /rules without If-Match when a rule set exists (state: one was saved before);
+#  - 428: PUT /rules or /carriers/tariffs without If-Match once one was saved (state);
 #  - 422 naming Idempotency-Key: the caller used the key before for another request (state);
 #  - 422 naming the fields of a rule across fields or roles, listed in CROSS_FIELD_422.
 CROSS_FIELD_422: dict[tuple[str, str], set[str]] = {
@@ -71,7 +71,12 @@ CROSS_FIELD_422: dict[tuple[str, str], set[str]] = {
     # The carrier must have a tariff (operators edit them) whose insurable maximum covers the
     # order's declared value (CONTROL_PLANE.md, "Insurance"): state of other objects.
     ("POST", "/orders/{order_id}/shipments"): {"carrier"},
+    # Money must also be a sane amount and region prefixes real provinces: the domain's check
+    # of each carrier (Tariffs.from_json), whose errors name carriers.<code>.<field>.
+    ("PUT", "/carriers/tariffs"): {"carriers"},
 }
+# Documents kept in NATS KV and replaced with If-Match on their revision: 428 once one exists.
+KV_DOCUMENTS = {("PUT", "/rules"), ("PUT", "/carriers/tariffs")}
 EXTRA_STATUSES: dict[tuple[str, str], set[str]] = {}
 for _method, _path, _headers in _operations():
     extra = set()
@@ -79,7 +84,7 @@ for _method, _path, _headers in _operations():
         extra.add("412")
     if "Idempotency-Key" in _headers or (_method, _path) in CROSS_FIELD_422:
         extra.add("422")
-    if (_method, _path) == ("PUT", "/rules"):
+    if (_method, _path) in KV_DOCUMENTS:
         extra.add("428")
     if extra:
         EXTRA_STATUSES[_method, _path] = extra
@@ -123,7 +128,7 @@ def _justified(case: schemathesis.Case, response: schemathesis.Response, sent: A
         etags = {k.lower(): v for k, v in response.headers.items()}.get("etag")
         assert etags, "a 412 names the current version as ETag"
     elif status == 428:
-        assert key == ("PUT", "/rules")
+        assert key in KV_DOCUMENTS
         assert "If-Match" not in sent, "428 although If-Match was sent"
     elif status == 422:
         named = {str(e["field"]).split(".")[0].split("[")[0] for e in response.json()["errors"]}

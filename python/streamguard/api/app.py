@@ -22,6 +22,7 @@ from streamguard.api.auth import (
     auth_middleware,
     rate_limit_config,
 )
+from streamguard.api.carriers.controllers import TariffController
 from streamguard.api.common import PLANE_STATE_KEY
 from streamguard.api.health import health
 from streamguard.api.openapi import StrictStructSchemaPlugin
@@ -76,6 +77,7 @@ def create_app(
             RulesController,
             ShipmentController,
             SignOffController,
+            TariffController,
             health,
             stream,
         ],

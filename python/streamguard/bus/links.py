@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
-import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
+
+from streamguard.bus.kv import bucket
 
 __all__ = ["LINKS_BUCKET", "Link", "ShipmentLinks"]
 
@@ -38,10 +39,7 @@ class ShipmentLinks:
 
     @classmethod
     async def open(cls, js: JetStreamContext) -> ShipmentLinks:
-        try:
-            kv = await js.key_value(LINKS_BUCKET)
-        except nats.js.errors.BucketNotFoundError:
-            kv = await js.create_key_value(bucket=LINKS_BUCKET, history=1)
+        kv = await bucket(js, LINKS_BUCKET, history=1)
         links = cls(js, kv, {}, asyncio.Event())
         links.task = asyncio.create_task(links._watch(), name="sg-shipment-links")
         await asyncio.wait_for(links.ready.wait(), timeout=30)

@@ -25,6 +25,7 @@ import nats.js.errors
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
+from streamguard.bus.kv import bucket
 from streamguard.domain.orders import Order, OrderEvent, apply
 
 __all__ = [
@@ -121,12 +122,9 @@ class OrderLog:
             await self._js.stream_info(ORDERS_STREAM)
         except nats.js.errors.NotFoundError:
             await self._js.add_stream(config)
-        try:
-            self._idem_kv = await self._js.key_value(IDEMPOTENCY_BUCKET)
-        except nats.js.errors.BucketNotFoundError:
-            self._idem_kv = await self._js.create_key_value(
-                bucket=IDEMPOTENCY_BUCKET, ttl=IDEMPOTENCY_WINDOW_S, history=1
-            )
+        self._idem_kv = await bucket(
+            self._js, IDEMPOTENCY_BUCKET, ttl=IDEMPOTENCY_WINDOW_S, history=1
+        )
 
     async def get(self, order_id: str) -> Versioned | None:
         try:

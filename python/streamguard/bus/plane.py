@@ -34,6 +34,7 @@ from streamguard.bus.operations import Operations
 from streamguard.bus.orderlog import ORDERS_STREAM, OrderLog
 from streamguard.bus.projector import Projector
 from streamguard.bus.returns import RETURNS_DURABLE, returns_handler
+from streamguard.bus.tariffs import TariffWatch
 from streamguard.domain.regions import check_region
 from streamguard.domain.signoffs import PlatformSigner
 from streamguard.errors import NatsError
@@ -75,6 +76,7 @@ class ControlPlane:
     projector: Projector | None = None
     consumers: list[Consumer] = field(default_factory=list)
     _waiter: asyncio.Task[None] | None = None
+    tariff_watch: TariffWatch | None = None
 
     @classmethod
     async def start(cls, config: ControlConfig, store: Store | None = None) -> ControlPlane:
@@ -105,6 +107,7 @@ class ControlPlane:
         ops = Operations(log, links, js, signer, config.depot_region)
         plane = cls(config, nc, js, log, links, ops, jwt_secret, proxy_salt, store)
         try:
+            plane.tariff_watch = await TariffWatch.start(js, ops)
             if store is not None:
                 plane.projector = Projector(js, store)
                 await plane.projector.start()
@@ -236,6 +239,8 @@ class ControlPlane:
             await consumer.stop()
         if self.projector is not None:
             await self.projector.stop()
+        if self.tariff_watch is not None:
+            await self.tariff_watch.stop()
         await self.links.close()
         # close, not drain: every task that could still use the connection has stopped, and a
         # drain can wait on the cancelled pull subscriptions' inboxes.

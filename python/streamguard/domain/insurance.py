@@ -36,12 +36,16 @@ from streamguard.errors import ConfigError
 __all__ = [
     "ADVANCED_MAX_FEN",
     "BASIC_MAX_FEN",
+    "CarrierDoc",
     "CarrierTariff",
     "Coverage",
+    "CoverageDoc",
     "Policy",
     "Rates",
+    "RatesDoc",
     "TariffError",
     "Tariffs",
+    "TariffsDoc",
     "Tier",
     "covers",
     "new_policy",
@@ -98,27 +102,37 @@ class CarrierTariff(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 # The JSON shape: money and rates as strings, so no float ever reaches a price.
-class _RatesDoc(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class RatesDoc(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     basic: str
     advanced: str
     premium: str
 
 
-class _CoverageDoc(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class CoverageDoc(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     remote: bool
     excluded: list[str] = []
 
 
-class _CarrierDoc(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class CarrierDoc(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=80)]
-    rates: _RatesDoc
+    rates: RatesDoc
     min_premium: str
     base_price: str
     remote_surcharge: str
     insurable_max: str
     shock_proof: bool
-    coverage: _CoverageDoc
+    coverage: CoverageDoc
     sla_days: Annotated[int, Meta(ge=1, le=60)]
+
+
+class TariffsDoc(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The whole document, as the API declares it: every carrier's premium rates per tier,
+    minimum premium, shipping price, remote surcharge and insurable maximum (CNY as decimal
+    strings), shock-proof packaging, coverage and nominal transit days. :meth:`Tariffs.from_json`
+    checks every value and names each bad one."""
+
+    carriers: Annotated[dict[str, CarrierDoc], Meta(min_length=1, max_length=64)]
+    note: str = msgspec.field(default="", name="_note")
 
 
 def _rate(text: str) -> Decimal:
@@ -142,10 +156,10 @@ def _carrier(code: str, raw: Any) -> CarrierTariff | list[FieldError]:
     where = f"carriers.{code}"
     if not _CARRIER_CODE.match(code):
         return [FieldError(where, "carrier code must be 2-8 uppercase letters or digits")]
-    errors = field_errors(_CarrierDoc, raw, where)
+    errors = field_errors(CarrierDoc, raw, where)
     if errors:
         return errors
-    doc = msgspec.convert(raw, _CarrierDoc)
+    doc = msgspec.convert(raw, CarrierDoc)
     money: dict[str, Fen] = {}
     for name in _MONEY_FIELDS:
         try:

@@ -11,7 +11,6 @@ import asyncio
 from typing import Any
 
 import msgspec
-import nats.js.errors
 from litestar import Controller, MediaType, Request, Response, get, post, put
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
@@ -19,8 +18,6 @@ from litestar.params import JSONBody
 from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_201_CREATED,
-    HTTP_412_PRECONDITION_FAILED,
-    HTTP_428_PRECONDITION_REQUIRED,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 from nats.js import JetStreamContext
@@ -28,8 +25,10 @@ from nats.js.kv import KeyValue
 
 from streamguard.api.auth import MAX_JSON_BODY_BYTES, requires
 from streamguard.api.common import IfMatch, etag, not_found, parse_if_match, plane_of
-from streamguard.api.problems import ERRORS, NOT_FOUND, UNAVAILABLE, Problem, unprocessable
+from streamguard.api.kvdoc import PRECONDITIONS, current_entry, replace
+from streamguard.api.problems import ERRORS, NOT_FOUND, UNAVAILABLE, unprocessable
 from streamguard.api.rules.schemas import BacktestRequest, BacktestView, RuleSet
+from streamguard.bus.kv import bucket
 from streamguard.domain.auth import Role
 from streamguard.domain.backtest import BacktestResult, backtest, validate_rules
 from streamguard.domain.validation import FieldError
@@ -63,39 +62,13 @@ FIRST_SAVE = {
         generate_examples=False,
     )
 }
-PRECONDITIONS = {
-    412: ResponseSpec(
-        data_container=Problem,
-        description="If-Match names a revision that is no longer current (ETag: the current one)",
-    ),
-    428: ResponseSpec(
-        data_container=Problem,
-        description="A rule set exists: replacing it needs If-Match with its ETag",
-    ),
-}
 
 
 async def rules_bucket(js: JetStreamContext) -> KeyValue:
     """The rules bucket, created as the engine creates it when neither has yet."""
-    try:
-        return await js.key_value(RULES_BUCKET)
-    except nats.js.errors.BucketNotFoundError:
-        pass
-    try:
-        return await js.create_key_value(
-            bucket=RULES_BUCKET, history=RULES_HISTORY, description=RULES_DESCRIPTION, direct=True
-        )
-    except nats.js.errors.APIError:
-        # The engine created it meanwhile (with its own client's defaults): use that one.
-        return await js.key_value(RULES_BUCKET)
-
-
-async def _current(kv: KeyValue) -> KeyValue.Entry | None:
-    """The active set's entry; None when there is none (never saved, deleted or purged)."""
-    try:
-        return await kv.get(RULES_KEY)
-    except nats.js.errors.KeyNotFoundError:
-        return None
+    return await bucket(
+        js, RULES_BUCKET, history=RULES_HISTORY, description=RULES_DESCRIPTION, direct=True
+    )
 
 
 def _rule_set_response(value: bytes, revision: int, status_code: int) -> Response[RuleSet]:
@@ -107,25 +80,6 @@ def _rule_set_response(value: bytes, revision: int, status_code: int) -> Respons
         headers={"ETag": etag(revision)},
     )
     return response
-
-
-def _precondition(expected: int | None, current: KeyValue.Entry | None) -> HTTPException:
-    """The answer to a write whose If-Match does not hold: 428 when none was sent, else 412;
-    both carry the current revision (0 for "no set") as ETag."""
-    revision = int(current.revision or 0) if current is not None else 0
-    if expected is None:
-        return HTTPException(
-            status_code=HTTP_428_PRECONDITION_REQUIRED,
-            detail="a rule set exists: send If-Match with its ETag (GET /rules)",
-            extra={"current_version": revision},
-            headers={"ETag": etag(revision)},
-        )
-    return HTTPException(
-        status_code=HTTP_412_PRECONDITION_FAILED,
-        detail=f"If-Match is stale: the rule set is at revision {revision}",
-        extra={"current_version": revision},
-        headers={"ETag": etag(revision)},
-    )
 
 
 def _range_errors(from_ms: int, to_ms: int) -> list[FieldError]:
@@ -153,7 +107,7 @@ class RulesController(Controller):
         summary="The active rule set, with its revision as ETag",
     )
     async def read(self, request: Request[Any, Any, Any]) -> Response[RuleSet]:
-        entry = await _current(await rules_bucket(plane_of(request).js))
+        entry = await current_entry(await rules_bucket(plane_of(request).js), RULES_KEY)
         if entry is None or entry.value is None:
             raise not_found("rule set")
         return _rule_set_response(entry.value, int(entry.revision or 0), HTTP_200_OK)
@@ -175,17 +129,8 @@ class RulesController(Controller):
         if errors:
             raise unprocessable(errors, "invalid rule set")
         kv = await rules_bucket(plane_of(request).js)
-        current = await _current(kv)
-        if expected is None and current is not None:
-            raise _precondition(None, current)
-        try:
-            if expected:
-                revision = await kv.update(RULES_KEY, value, last=expected)
-            else:
-                revision = await kv.create(RULES_KEY, value)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            raise _precondition(expected, await _current(kv)) from None
-        status = HTTP_200_OK if current is not None else HTTP_201_CREATED
+        revision, created = await replace(kv, RULES_KEY, value, expected, "rule set")
+        status = HTTP_201_CREATED if created else HTTP_200_OK
         return _rule_set_response(value, revision, status)
 
     @post(

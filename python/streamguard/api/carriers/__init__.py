@@ -1,0 +1,1 @@
+"""Carriers: their tariffs and coverage, edited by operators."""
