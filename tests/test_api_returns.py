@@ -179,3 +179,16 @@ def test_operators_edit_the_tariffs_and_policies_follow(api_stack: ApiStack) -> 
     order = api_stack.create_order("cust-tariff", declared_value="100.00")
     booked = api_stack.book(order["id"], "inbound", "SF", "SFTARIFF0001")
     assert booked["shipments"]["inbound"]["policy"]["premium"] == "88.00"
+
+
+def test_the_customer_signs_for_an_automatic_return(api_stack: ApiStack) -> None:
+    # The leg's explained choice (scores are floats) is not part of the content signed for.
+    oid = to_repaired(api_stack, "cust-sign-auto", "SF", "SFSIGNAUTO01")
+    wait_for(lambda: order_of(api_stack, oid)["status"] == "RETURN_IN_TRANSIT")
+    r = api_stack.client.post(
+        f"/orders/{oid}/signoffs",
+        json={"leg": "return", "signer_type": "self", "signer_name": "Li Lei"},
+        headers=api_stack.as_customer("cust-sign-auto"),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "DELIVERED"

@@ -105,6 +105,12 @@ class Operations:
         operator's override, and says whom it replaced."""
 
         def make(order: Order) -> OrderEvent:
+            # The automatic return books only a REPAIRED order: never over a leg someone
+            # booked between its read and its write.
+            if choice is not None and order.status != S.REPAIRED:
+                raise TransitionError(
+                    f"the automatic return books a REPAIRED order (it is {order.status})", []
+                )
             if spec.leg == "return" and order.status not in {S.REPAIRED, S.RETURN_IN_TRANSIT}:
                 raise TransitionError(
                     f"a return leg is booked once the order is REPAIRED (it is {order.status})",

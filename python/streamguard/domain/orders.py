@@ -364,11 +364,15 @@ def apply(order: Order | None, event: OrderEvent) -> Order:
 
 def content_view(order: Order) -> dict[str, Any]:
     """What a sign-off binds to: the order's identity, intake and shipments (not its status,
-    which the sign-off itself changes)."""
+    which the sign-off itself changes, nor how a return carrier was chosen, which explains the
+    shipment rather than being part of it)."""
     return {
         "id": order.id,
         "customer_id": order.customer_id,
         "intake": msgspec.to_builtins(order.intake),
         "declared_value": fen_to_str(order.declared_value_fen),
-        "shipments": order.shipments,
+        "shipments": {
+            leg: {k: v for k, v in ship.items() if k != "choice"}
+            for leg, ship in order.shipments.items()
+        },
     }
