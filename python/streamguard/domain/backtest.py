@@ -23,7 +23,7 @@ from streamguard.errors import ConfigError, RuleError
 
 __all__ = ["BacktestResult", "backtest", "rule_error_field", "validate_rules"]
 
-# The engine's placeholders for "the document itself" and "the rule itself".
+# How the engine names "the whole document" and "the whole rule" in a RuleError.
 _DOCUMENT = "(document)"
 _RULE = "(rule)"
 
