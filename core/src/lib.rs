@@ -10,6 +10,7 @@ pub mod event;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod rules;
+pub mod scoring;
 pub mod sim;
 pub mod time;
 
