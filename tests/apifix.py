@@ -118,15 +118,49 @@ def wait_for(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.0
 
 
 @contextlib.contextmanager
-def api_stack_at(root: Path, *, rate_limit: int = 10_000) -> Iterator[ApiStack]:
-    """A whole control plane under ``root`` (NATS, chDB, keys, API), stopped on exit."""
+def api_stack_at(root: Path, *, rate_limit: int = 10_000, **config: Any) -> Iterator[ApiStack]:
+    """A whole control plane under ``root`` (NATS, chDB, keys, API), stopped on exit;
+    ``config``: more ControlConfig fields (``webhooks=WebhookSettings(...)``)."""
     with NatsServer(root / "var", API_CARRIERS, API_GATEWAYS) as server:
         keys = Keys.in_dir(root / "keys")
-        config = ControlConfig(server.url, server.credentials("control"), keys)
+        control = ControlConfig(server.url, server.credentials("control"), keys, **config)
         with open_store(f"chdb://{root / 'ch'}") as store:
-            api = ApiServer(config, store, rate_limit=rate_limit).start()
+            api = ApiServer(control, store, rate_limit=rate_limit).start()
             try:
                 with httpx.Client(base_url=api.url, timeout=30) as client:
                     yield ApiStack(server, store, api, keys, client)
             finally:
                 api.stop()
+
+
+@contextlib.contextmanager
+def live_engine_for(api: ApiStack, state_dir: Path, *, stored: bool = False) -> Iterator[Any]:
+    """The real engine on ``api``'s nats-server (the example rules, wall-clock time), stopped
+    on exit; with ``stored``, its events and alerts are written into ``api.store`` as
+    ``streamguard up`` does."""
+    from streamguard.live import LiveEngine
+    from streamguard.sim import example_rules
+    from streamguard.store.writer import StoreWriter
+
+    creds = api.nats.credentials("engine")
+    engine = LiveEngine(
+        api.nats.url,
+        rules=example_rules(),
+        time="wall",
+        state_dir=str(state_dir),
+        user=creds.user,
+        password=creds.password,
+        tick_ms=100,
+        checkpoint_ms=200,
+        store=stored,
+    )
+    engine.start()
+    writer = StoreWriter(engine, api.store) if stored else None
+    if writer is not None:
+        writer.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+        if writer is not None:
+            writer.stop()

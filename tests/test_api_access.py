@@ -27,6 +27,7 @@ import pytest
 from apifix import INTAKE, ApiStack
 from streamguard.domain.auth import Principal, Role
 from streamguard.domain.insurance import Tariffs
+from streamguard.store.reports import REPORTS
 from streamguard.tokens import create_token
 
 OWNER = "cust-acc-owner"
@@ -61,6 +62,7 @@ class World:
     order_id: str
     signoff_id: str
     headers: dict[str, dict[str, str]]
+    claim_id: str = ""
 
     @property
     def secrets(self) -> list[str]:
@@ -128,6 +130,7 @@ def world(api_stack: ApiStack) -> World:
     # A saved rule set, so reading it answers 200 and replacing it without If-Match 428.
     _ok(c.put("/rules", json=RULES, headers=s.as_operator()), 201)
     _ok(c.put("/carriers/tariffs", json=TARIFFS, headers=s.as_operator()), 201)
+    _ok(c.put("/carriers/weights", json=WEIGHTS, headers=s.as_operator()), 201)
 
     wrong_secret = create_token(
         b"not-the-api-secret-0123456789abcdef", Principal(role=Role.OPERATOR, subject="x")
@@ -142,7 +145,12 @@ def world(api_stack: ApiStack) -> World:
         "no_token": {},
         "bad_token": {"Authorization": f"Bearer {wrong_secret}"},
     }
-    return World(s, oid, signed["signoffs"][0]["id"], headers)
+    claim = c.post(
+        f"/orders/{oid}/claims",
+        json=CLAIM,
+        headers=s.as_customer(OWNER),
+    )
+    return World(s, oid, signed["signoffs"][0]["id"], headers, _ok(claim, 201)["id"])
 
 
 # ---- the matrix ------------------------------------------------------------------------------
@@ -174,7 +182,7 @@ class Row:
 
 def _get(path: str) -> Call:
     def call(w: World, caller: str) -> httpx.Response:
-        url = path.format(order=w.order_id, signoff=w.signoff_id, photo=PHOTO_SHA)
+        url = path.format(order=w.order_id, signoff=w.signoff_id, photo=PHOTO_SHA, claim=w.claim_id)
         return w.stack.client.get(url, headers=w.headers[caller])
 
     return call
@@ -182,7 +190,7 @@ def _get(path: str) -> Call:
 
 def _post(path: str, body: Callable[[str], dict[str, Any]]) -> Call:
     def call(w: World, caller: str) -> httpx.Response:
-        url = path.format(order=w.order_id)
+        url = path.format(order=w.order_id, claim=w.claim_id)
         return w.stack.client.post(url, json=body(caller), headers=w.headers[caller])
 
     return call
@@ -232,6 +240,7 @@ RULES = {
 }
 BACKTEST = {"rules": RULES, "from_ms": 0, "to_ms": 1_000}
 TARIFFS: dict[str, Any] = json.loads(Tariffs.load_sample().to_json())
+WEIGHTS = {"cost": 0.5, "time": 0.3, "coverage": 0.1, "quality": 0.1}
 
 _DEPOT_RECEIPT = {
     "signer_type": "depot_staff",
@@ -247,9 +256,38 @@ def _signoff_body(caller: str) -> dict[str, Any]:
     return _CUSTOMER_RECEIPT if caller in ("owner", "other_customer") else _DEPOT_RECEIPT
 
 
+CLAIM = {"kind": "damage", "claimed_amount": "100.00", "reason": "dented on arrival"}
+
 STAFF_AND_OWNER = {"operator": 200, "depot": 200, "owner": 200}
 HIDDEN_FROM = ("other_customer",)
 CONFLICT = {"operator": 409, "depot": 409, "owner": 409}
+
+# Webhooks are the operator's alone. The subscriptions point nowhere and want an event the
+# matrix never causes (the order is ON_HOLD: no return is booked), so no delivery is made.
+_WEBHOOK = {"url": "http://127.0.0.1:9/access-matrix", "event_types": ["return.created"]}
+_WEBHOOK_IDS: dict[int, str] = {}
+
+
+def _new_webhook(w: World) -> str:
+    r = w.stack.client.post("/webhooks", json=_WEBHOOK, headers=w.headers["operator"])
+    return str(_ok(r, 201)["id"])
+
+
+def _webhook(method: str, suffix: str = "", body: Any = None, fresh: bool = False) -> Call:
+    """``method`` on one webhook (the world's, or a fresh one each call: a DELETE's)."""
+
+    def call(w: World, caller: str) -> httpx.Response:
+        if fresh:
+            wid = _new_webhook(w)
+        else:
+            if id(w) not in _WEBHOOK_IDS:
+                _WEBHOOK_IDS[id(w)] = _new_webhook(w)
+            wid = _WEBHOOK_IDS[id(w)]
+        url = f"/webhooks/{wid}{suffix}"
+        return w.stack.client.request(method, url, json=body, headers=w.headers[caller])
+
+    return call
+
 
 MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/health"): Row(
@@ -317,6 +355,61 @@ MATRIX: dict[tuple[str, str], Row] = {
     # Tariffs: staff read them, operators replace them (saved at setup: If-Match needed, 428).
     ("GET", "/carriers/tariffs"): Row(_get("/carriers/tariffs"), {"operator": 200, "depot": 200}),
     ("PUT", "/carriers/tariffs"): Row(_put("/carriers/tariffs", TARIFFS), {"operator": 428}),
+    # The carrier score and its weights: staff read, operators replace (saved at setup: 428).
+    ("GET", "/carriers/score"): Row(
+        _get("/carriers/score?origin=CN-440300&dest=CN-310101&declared_value=1500.00"),
+        {"operator": 200, "depot": 200},
+    ),
+    ("GET", "/carriers/weights"): Row(_get("/carriers/weights"), {"operator": 200, "depot": 200}),
+    ("PUT", "/carriers/weights"): Row(_put("/carriers/weights", WEIGHTS), {"operator": 428}),
+    # Claims: the owner or an operator files (each call files one more; the order's status
+    # is untouched); staff and the owner follow them; only operators move them (FILED -> PAID
+    # is not a move: 409).
+    ("POST", "/orders/{order_id:str}/claims"): Row(
+        _post("/orders/{order}/claims", lambda _c: CLAIM),
+        {"operator": 201, "owner": 201},
+        HIDDEN_FROM,
+    ),
+    ("GET", "/orders/{order_id:str}/claims"): Row(
+        _get("/orders/{order}/claims"), STAFF_AND_OWNER, HIDDEN_FROM
+    ),
+    ("GET", "/claims"): Row(_get("/claims"), {"operator": 200, "depot": 200}),
+    ("GET", "/claims/{claim_id:str}"): Row(_get("/claims/{claim}"), STAFF_AND_OWNER, HIDDEN_FROM),
+    ("POST", "/claims/{claim_id:str}/transitions"): Row(
+        _post("/claims/{claim}/transitions", lambda _c: {"to": "PAID", "reason": "pay"}),
+        {"operator": 409},
+    ),
+    ("GET", "/claims/{claim_id:str}/evidence"): Row(
+        _get("/claims/{claim}/evidence"), STAFF_AND_OWNER, HIDDEN_FROM
+    ),
+    ("GET", "/claims/{claim_id:str}/report"): Row(
+        _get("/claims/{claim}/report"), STAFF_AND_OWNER, HIDDEN_FROM
+    ),
+    ("GET", "/webhooks"): Row(_get("/webhooks"), {"operator": 200}),
+    ("POST", "/webhooks"): Row(_post("/webhooks", lambda _c: _WEBHOOK), {"operator": 201}),
+    ("GET", "/webhooks/{webhook_id:str}"): Row(_webhook("GET"), {"operator": 200}),
+    ("PATCH", "/webhooks/{webhook_id:str}"): Row(
+        _webhook("PATCH", body={"description": "matrix"}), {"operator": 200}
+    ),
+    ("DELETE", "/webhooks/{webhook_id:str}"): Row(
+        _webhook("DELETE", fresh=True), {"operator": 204}
+    ),
+    ("POST", "/webhooks/{webhook_id:str}/rotate-secret"): Row(
+        _webhook("POST", "/rotate-secret"), {"operator": 200}
+    ),
+    ("GET", "/webhooks/{webhook_id:str}/attempts"): Row(
+        _webhook("GET", "/attempts"), {"operator": 200}
+    ),
+    # Reports are the operator's alone; the recall needs a product code or a batch.
+    ("GET", "/reports"): Row(_get("/reports"), {"operator": 200}),
+    **{
+        ("GET", f"/reports/{name}{ext}"): Row(
+            _get(f"/reports/{name}{ext}" + ("?product_code=P60P-256" if name == "recall" else "")),
+            {"operator": 200},
+        )
+        for name in REPORTS
+        for ext in ("", ".csv")
+    },
     # The OpenAPI documents and their renderers are public.
     ("GET", "/schema"): Row(_get("/schema"), {}, public=200),
     ("GET", "/schema/openapi.json"): Row(_get("/schema/openapi.json"), {}, public=200),

@@ -14,32 +14,16 @@ from typing import Any
 
 import pytest
 
-from apifix import ApiStack, api_stack_at, wait_for
+from apifix import ApiStack, api_stack_at, live_engine_for, wait_for
 from natsfix import connect
 from streamguard.live import LiveEngine
-from streamguard.sim import example_rules
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiStack, LiveEngine]]:
     root = tmp_path_factory.mktemp("lifecycle")
-    with api_stack_at(root) as api:
-        creds = api.nats.credentials("engine")
-        engine = LiveEngine(
-            api.nats.url,
-            rules=example_rules(),
-            time="wall",
-            state_dir=str(root / "engine"),
-            user=creds.user,
-            password=creds.password,
-            tick_ms=100,
-            checkpoint_ms=200,
-        )
-        engine.start()
-        try:
-            yield api, engine
-        finally:
-            engine.stop()
+    with api_stack_at(root) as api, live_engine_for(api, root / "engine") as engine:
+        yield api, engine
 
 
 def publish(api: ApiStack, user: str, subject: str, events: list[dict[str, Any]]) -> None:

@@ -105,6 +105,32 @@ def test_repaired_books_the_return_at_once_with_an_explained_choice(api_stack: A
     assert r.status_code == 200
 
 
+def test_an_exchange_ready_books_the_replacement_s_return(api_stack: ApiStack) -> None:
+    """DIAGNOSING -exchange-> REPAIRED: the replacement goes back like a repaired device,
+    booked at once, insured by the inbound policy."""
+    order = api_stack.create_order("cust-exchange", service="exchange")
+    oid = str(order["id"])
+    api_stack.book(oid, "inbound", "SF", "SFEXCH000001")
+    c = api_stack.client
+    r = c.post(f"/orders/{oid}/transitions", json={"to": "INBOUND_IN_TRANSIT"},
+               headers=api_stack.as_operator())  # fmt: skip
+    assert r.status_code == 200, r.text
+    receipt = {"leg": "inbound", "signer_type": "depot_staff", "signer_name": "Desk",
+               "staff_id": "D-1"}  # fmt: skip
+    assert c.post(f"/orders/{oid}/signoffs", headers=api_stack.as_depot(), json=receipt).is_success
+    for to in ("DIAGNOSING", "REPAIRED"):
+        r = c.post(f"/orders/{oid}/transitions", json={"to": to, "reason": "exchange ready"},
+                   headers=api_stack.as_depot())  # fmt: skip
+        assert r.status_code == 200, r.text
+    done = wait_for(
+        lambda: (o := order_of(api_stack, oid))["status"] == "RETURN_IN_TRANSIT" and o, timeout=5
+    )
+    back = done["shipments"]["return"]
+    assert back["policy"] == done["shipments"]["inbound"]["policy"]
+    assert back["choice"]["chosen"] == back["carrier"]
+    assert Tariffs.load_sample()[back["carrier"]].shock_proof  # the screen is still fragile
+
+
 def test_no_carrier_can_take_it_puts_the_order_on_hold(api_stack: ApiStack) -> None:
     # As if an operator had withdrawn SF's tariff: no other sample carrier takes a fragile
     # 25 000 CNY parcel to Lhasa (shock-proof, insurable maximum, coverage of Tibet).

@@ -29,6 +29,7 @@ from apifix import ApiStack
 from streamguard.api.app import create_app
 from streamguard.bus.plane import ControlConfig
 from streamguard.keys import Keys
+from streamguard.store.reports import REPORTS
 
 SEED = 20261122
 MAX_EXAMPLES = 20
@@ -74,9 +75,22 @@ CROSS_FIELD_422: dict[tuple[str, str], set[str]] = {
     # Money must also be a sane amount and region prefixes real provinces: the domain's check
     # of each carrier (Tariffs.from_json), whose errors name carriers.<code>.<field>.
     ("PUT", "/carriers/tariffs"): {"carriers"},
+    # At least one weight must be positive.
+    ("PUT", "/carriers/weights"): {"weights"},
+    # A region code of the right shape that GB/T 2260 does not have.
+    ("GET", "/carriers/score"): {"origin", "dest"},
 }
 # Documents kept in NATS KV and replaced with If-Match on their revision: 428 once one exists.
-KV_DOCUMENTS = {("PUT", "/rules"), ("PUT", "/carriers/tariffs")}
+# A report's range: to_ms after from_ms and no longer than the report allows (either may be
+# left out, and defaults from the other or now); a recall needs a product code or a batch.
+for _report in REPORTS.values():
+    for _suffix in ("", ".csv"):
+        CROSS_FIELD_422["GET", f"/reports/{_report.name}{_suffix}"] = {
+            "from_ms",
+            "to_ms",
+            *_report.filters,
+        }
+KV_DOCUMENTS = {("PUT", "/rules"), ("PUT", "/carriers/tariffs"), ("PUT", "/carriers/weights")}
 EXTRA_STATUSES: dict[tuple[str, str], set[str]] = {}
 for _method, _path, _headers in _operations():
     extra = set()

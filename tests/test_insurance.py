@@ -30,7 +30,7 @@ from streamguard.domain.returns import (
     CarrierChooser,
     OverrideRefused,
     ReturnRequest,
-    TariffChooser,
+    ScoringChooser,
     Weights,
     choice_view,
     override,
@@ -225,7 +225,7 @@ def test_policy_refuses_a_value_the_carrier_cannot_insure() -> None:
 
 
 def test_fragile_parts_need_shock_proof_carriers() -> None:
-    choice = TariffChooser(Tariffs.load_sample()).choose(request(SHANGHAI, "1500.00", "screen"))
+    choice = ScoringChooser(Tariffs.load_sample()).choose(request(SHANGHAI, "1500.00", "screen"))
     eligible = {o.carrier for o in choice.options if o.eligible}
     assert eligible == {"SF", "JD", "ZTO", "DBL"}
     ems = choice.option("EMS")
@@ -234,7 +234,7 @@ def test_fragile_parts_need_shock_proof_carriers() -> None:
 
 
 def test_value_above_the_insurable_maximum_is_excluded() -> None:
-    choice = TariffChooser(Tariffs.load_sample()).choose(request(SHANGHAI, "8000.00"))
+    choice = ScoringChooser(Tariffs.load_sample()).choose(request(SHANGHAI, "8000.00"))
     assert {o.carrier for o in choice.options if not o.eligible} == {"ZTO", "YTO", "STO", "YUNDA"}
     zto = choice.option("ZTO")
     assert zto is not None
@@ -253,7 +253,7 @@ def test_value_above_the_insurable_maximum_is_excluded() -> None:
 def test_remote_destinations_exclude_carriers_that_do_not_reach_them(
     dest: str, name: str, without: set[str]
 ) -> None:
-    choice = TariffChooser(Tariffs.load_sample()).choose(request(dest, "300.00"))
+    choice = ScoringChooser(Tariffs.load_sample()).choose(request(dest, "300.00"))
     excluded = {o.carrier: o.excluded_because for o in choice.options if not o.eligible}
     assert set(excluded) == without
     assert excluded["YTO"] == [f"does not deliver to remote {name}"]
@@ -265,7 +265,7 @@ def test_remote_destinations_exclude_carriers_that_do_not_reach_them(
 
 def test_a_carrier_excluding_part_of_a_province() -> None:
     t = tariff("AA", coverage=Coverage(excluded=("CN-6501",)))
-    chooser = TariffChooser(Tariffs([t, tariff("BB")]))
+    chooser = ScoringChooser(Tariffs([t, tariff("BB")]))
     option = chooser.choose(request(URUMQI)).option("AA")
     assert option is not None
     assert option.excluded_because == ["does not deliver to CN-6501 in Xinjiang"]
@@ -275,7 +275,7 @@ def test_a_carrier_excluding_part_of_a_province() -> None:
 
 
 def test_the_choice_is_explained_by_its_component_scores() -> None:
-    chooser = TariffChooser(Tariffs.load_sample())
+    chooser = ScoringChooser(Tariffs.load_sample())
     assert isinstance(chooser, CarrierChooser)
     choice = chooser.choose(request(URUMQI, "8000.00", "screen"))
     assert choice.chosen == choice.options[0].carrier
@@ -305,7 +305,7 @@ def test_the_choice_is_explained_by_its_component_scores() -> None:
 def test_weights_change_the_winner() -> None:
     fast = tariff("FAST", sla_days=1, base_price_fen=Fen(4000))
     cheap = tariff("CHEAP", sla_days=5, base_price_fen=Fen(800))
-    chooser = TariffChooser(Tariffs([fast, cheap]))
+    chooser = ScoringChooser(Tariffs([fast, cheap]))
     by_cost = chooser.choose(request(), Weights(cost=1, time=0.1, coverage=0, quality=0))
     by_time = chooser.choose(request(), Weights(cost=0.1, time=1, coverage=0, quality=0))
     assert (by_cost.chosen, by_time.chosen) == ("CHEAP", "FAST")
@@ -317,7 +317,7 @@ def test_weights_change_the_winner() -> None:
 
 def test_ties_are_broken_by_carrier_code() -> None:
     for order in (["BB", "AA", "CC"], ["CC", "AA", "BB"]):
-        choice = TariffChooser(Tariffs([tariff(c) for c in order])).choose(request())
+        choice = ScoringChooser(Tariffs([tariff(c) for c in order])).choose(request())
         assert [o.carrier for o in choice.options] == ["AA", "BB", "CC"]
         assert choice.chosen == "AA"
 
@@ -338,7 +338,7 @@ def test_weights_are_validated(weights: dict[str, float]) -> None:
 
 
 def test_operator_override_to_an_eligible_carrier() -> None:
-    choice = TariffChooser(Tariffs.load_sample()).choose(request(SHANGHAI, "1500.00", "screen"))
+    choice = ScoringChooser(Tariffs.load_sample()).choose(request(SHANGHAI, "1500.00", "screen"))
     assert choice.chosen != "DBL"
     chosen = override(choice, "DBL", "customer asked for Deppon")
     assert chosen.chosen == "DBL"
@@ -351,7 +351,7 @@ def test_operator_override_to_an_eligible_carrier() -> None:
 
 
 def test_operator_override_to_an_excluded_carrier_needs_force() -> None:
-    choice = TariffChooser(Tariffs.load_sample()).choose(request(SHANGHAI, "1500.00", "screen"))
+    choice = ScoringChooser(Tariffs.load_sample()).choose(request(SHANGHAI, "1500.00", "screen"))
     with pytest.raises(OverrideRefused, match=r"EMS is excluded \(not shock-proof"):
         override(choice, "EMS", "cheaper")
     forced = override(choice, "EMS", "depot packs it in a crate", force=True)
@@ -367,7 +367,7 @@ def test_operator_override_to_an_excluded_carrier_needs_force() -> None:
 
 
 def test_no_eligible_carrier_reports_every_exclusion() -> None:
-    choice = TariffChooser(Tariffs.load_sample()).choose(
+    choice = ScoringChooser(Tariffs.load_sample()).choose(
         request(LHASA, "60000.00", "screen", "mainboard")
     )
     assert choice.chosen is None

@@ -3,7 +3,7 @@
     streamguard replay --rules RULES.json [--format json|protobuf|arrow] FILE...
     streamguard simulate (--out PATH | --nats-url URL) [--format ...] [--seed N] [--shipments N]
                          [--events N]
-    streamguard bench [--quick] [--json PATH] [--repeat N] [--nats | --control-plane]
+    streamguard bench [--quick] [--json PATH] [--repeat N] [--nats | --control-plane | --reports]
     streamguard demo
     streamguard engine --nats-url URL --rules FILE [--time wall|event] [--state-dir DIR]
     streamguard up [--demo] [--nats-port N] [--var DIR] [--rules FILE]
@@ -192,6 +192,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from streamguard.bench import SCENARIOS, run_bench
 
     scenarios = args.scenario or []
+    if args.reports:
+        from streamguard.bench_reports import run_bench_reports
+
+        others = (args.nats, args.control_plane, args.scenario, args.events, args.validate_arrow)
+        nats_only = (args.probes, args.engine_batch, args.latency_rate, args.no_acked)
+        if any(others) or any(nats_only):
+            raise CommandError("--reports takes only --quick, --repeat, --json, --shipments")
+        return run_bench_reports(
+            quick=args.quick,
+            repeat=args.repeat,
+            shipments=args.shipments,
+            json_path=Path(args.json) if args.json else None,
+        )
     if args.control_plane:
         from streamguard.bench_control import CONTROL_SCENARIOS, run_bench_control
 
@@ -497,6 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
         "signoff_visible (carrier scan to sign-off on the order API, p99 <= 1 s), "
         "return_created (REPAIRED to return leg booked, p99 <= 1 s) and "
         "api_latency (order create and get at 200 requests/s)",
+    )
+    p.add_argument(
+        "--reports",
+        action="store_true",
+        help="the seven operator reports over >= 10 M events seeded in a temp chDB store "
+        "(--shipments: 1M; --quick: 50k), each over 366 days, target < 1 s",
     )
     p.add_argument("--probes", type=_positive, help="--nats: alert_latency probes (default 500)")
     p.add_argument(

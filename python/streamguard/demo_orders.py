@@ -1,7 +1,7 @@
 """The demo's repair orders: ``streamguard up --demo`` walks a few orders through their whole
 life, through the same doors real users use (the HTTP API with each role's token, and NATS as
-the carriers and a gateway), so a newcomer sees orders, alerts, sign-offs and returns within a
-minute of starting the stack.
+the carriers and a gateway), so a newcomer sees orders, alerts, sign-offs, claims and returns
+within a minute of starting the stack.
 """
 
 from __future__ import annotations
@@ -159,12 +159,28 @@ class DemoOrders:
                 reading = {"kind": "sensor", "shipment": order["tracking"], "device": "demo",
                            "ts": now + 1, "shock_g": round(rng.uniform(3.5, 9.0), 1)}  # fmt: skip
                 await gw.jetstream().publish("sg.sensor.gw01", json.dumps(reading).encode())
+                order["rough"] = True
             order["phase"] = "in_transit"
         elif phase == "in_transit":
             signer = {"name": "Depot Desk", "type": "self", "staff_id": "D-0007"}
             nc = await carrier(f"carrier-{order['carrier']}")
             await self._scan(nc, order, now, "DELIVERED", signer)
             order["phase"] = "at_depot"
+        elif phase == "at_depot" and order.get("rough") and "claim" not in order:
+            # The drop shows on arrival: the customer claims, the evidence assembles itself.
+            r = http.post(
+                f"/orders/{order['id']}/claims",
+                json={"kind": "damage", "claimed_amount": "300.00",
+                      "reason": "the case arrived cracked"},
+                headers=self._token(Role.CUSTOMER, order["customer"]),
+            )  # fmt: skip
+            order["claim"] = r.json().get("id") if r.status_code == 201 else None
+            if order["claim"]:
+                http.post(
+                    f"/claims/{order['claim']}/transitions",
+                    json={"to": "UNDER_REVIEW", "reason": "evidence received"},
+                    headers=self._token(Role.OPERATOR, "demo-operator"),
+                )
         elif phase == "at_depot" and order["moves"] < len(_STAFF_MOVES):
             r = http.post(
                 f"/orders/{order['id']}/transitions",

@@ -22,16 +22,19 @@ from streamguard.api.auth import (
     auth_middleware,
     rate_limit_config,
 )
-from streamguard.api.carriers.controllers import TariffController
+from streamguard.api.carriers.controllers import CarrierScoreController, TariffController
+from streamguard.api.claims.controllers import ClaimController, OrderClaimController
 from streamguard.api.common import PLANE_STATE_KEY
 from streamguard.api.health import health
 from streamguard.api.openapi import StrictStructSchemaPlugin
 from streamguard.api.orders.controllers import OrderController
 from streamguard.api.problems import exception_handlers
+from streamguard.api.reports.controllers import reports_router
 from streamguard.api.rules.controllers import RulesController
 from streamguard.api.shipments.controllers import OrderShipmentController, ShipmentController
 from streamguard.api.signoffs.controllers import SignOffController
 from streamguard.api.stream import stream
+from streamguard.api.webhooks.controllers import WebhookController
 from streamguard.bus.plane import ControlConfig, ControlPlane
 from streamguard.store.store import Store
 
@@ -72,12 +75,17 @@ def create_app(
     )
     app = Litestar(
         route_handlers=[
+            CarrierScoreController,
+            ClaimController,
+            OrderClaimController,
             OrderController,
             OrderShipmentController,
             RulesController,
+            reports_router,
             ShipmentController,
             SignOffController,
             TariffController,
+            WebhookController,
             health,
             stream,
         ],

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from streamguard.bus.plane import DEFAULT_DEPOT_REGION, ControlConfig
+from streamguard.bus.webhooks import WebhookSettings
 from streamguard.keys import Keys
 from streamguard.stack import CONTROL_USER, NatsCredentials, load_credentials
 
@@ -42,7 +43,8 @@ def control_config(
     consumers: bool = True,
 ) -> ControlConfig:
     """Credentials: ``user``/``password`` if given, else the stack's stored ``control`` user
-    under ``var_dir`` when it exists, else none (an open server)."""
+    under ``var_dir`` when it exists, else none (an open server). Webhook delivery settings
+    come from ``$STREAMGUARD_WEBHOOK_*`` (see :class:`WebhookSettings`)."""
     creds: NatsCredentials | None = None
     if user:
         creds = NatsCredentials(user, password or os.environ.get("STREAMGUARD_NATS_PASSWORD", ""))
@@ -54,6 +56,7 @@ def control_config(
         Keys.from_env(var_dir),
         depot_region=depot_region,
         consumers=consumers,
+        webhooks=WebhookSettings.from_env(),
     )
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "not_found",
     "parse_if_match",
     "plane_of",
+    "reject_unknown_query",
     "write_errors",
 ]
 
@@ -83,6 +84,14 @@ def parse_if_match(value: str | None) -> int | None:
     if m is None:
         raise unprocessable([FieldError("If-Match", 'expected a version such as "42"')])
     return int(m.group(2))
+
+
+def reject_unknown_query(request: Request[Any, Any, Any], known: frozenset[str]) -> None:
+    """A 422 naming each query parameter the route does not take: as a body's unknown field
+    is, so that a misspelt filter never silently lists everything."""
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise unprocessable([FieldError(k, "unknown query parameter") for k in unknown])
 
 
 def not_found(what: str) -> NotFoundException:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from nats.js import JetStreamContext
 
 from streamguard.bus.links import Link, ShipmentLinks
 from streamguard.bus.orderlog import OrderLog, Versioned
+from streamguard.domain import claims as cl
 from streamguard.domain import signoffs as so
 from streamguard.domain.insurance import Tariffs, new_policy, policy_view
 from streamguard.domain.orders import (
@@ -24,9 +26,10 @@ from streamguard.domain.orders import (
     content_view,
     transition_event,
 )
+from streamguard.domain.returns import DEFAULT_WEIGHTS, LaneSource, Weights
 from streamguard.domain.shipments import ShipmentInput, engine_event, shipment_record
 
-__all__ = ["Operations", "Refused", "bind", "unbound"]
+__all__ = ["ClaimStep", "Operations", "Refused", "bind", "claim_event", "new_claim_id", "unbound"]
 
 log = logging.getLogger("streamguard.bus")
 
@@ -36,6 +39,33 @@ _SIGNOFF_MOVES = {
     "inbound": (S.INBOUND_IN_TRANSIT, S.RECEIVED),
     "return": (S.RETURN_IN_TRANSIT, S.DELIVERED),
 }
+
+
+#: Derives a claim change from the current order: the claim after it and its event.
+ClaimStep = Callable[[Order], tuple[cl.Claim, cl.ClaimEvent]]
+
+
+def new_claim_id(order: Order) -> str:
+    """The next claim id of ``order``: ``CL-<the order's hex>-<n>``, so a claim id names its
+    order and needs no index to be found."""
+    return f"CL-{order.id.removeprefix('RO-')}-{len(order.claims) + 1}"
+
+
+def claim_event(claim: cl.Claim, event: cl.ClaimEvent) -> OrderEvent:
+    """The order-log event of a claim change: ``data`` carries the claim event and the claim
+    after it (which the order keeps, and the projector stores)."""
+    return OrderEvent(
+        type="claim",
+        at_ms=event.at_ms,
+        actor=event.actor,
+        reason=f"claim {claim.id} {claim.status.value}: {event.reason}",
+        data={
+            "claim_id": claim.id,
+            "to_status": claim.status.value,
+            "event": msgspec.to_builtins(event),
+            "claim": msgspec.to_builtins(claim),
+        },
+    )
 
 
 # A sign-off before it is bound into its order's chain: id, signer and time are fixed by the
@@ -82,6 +112,10 @@ class Operations:
     signer: so.PlatformSigner
     depot_region: str
     tariffs: Tariffs = field(default_factory=Tariffs.load_sample)
+    #: How the return carrier's components weigh (operators edit them: KV sg_tariffs/weights).
+    weights: Weights = DEFAULT_WEIGHTS
+    #: The engine's lane statistics (bus.lanes.LaneWatch), when this process follows them.
+    lanes: LaneSource | None = None
 
     async def book_shipment(
         self,
@@ -246,6 +280,23 @@ class Operations:
             order_id,
             lambda order: transition_event(order, target, actor, at_ms, reason, role=role),
             expected=expected,
+            idempotency=idempotency,
+            body_hash=body_hash,
+        )
+
+    async def claim(
+        self,
+        order_id: str,
+        step: ClaimStep,
+        *,
+        idempotency: str | None = None,
+        body_hash: str = "",
+    ) -> Versioned:
+        """File or move a claim of ``order_id``: one append to the order's log, so a claim
+        decision can never be lost to a concurrent one (the second meets the first's state)."""
+        return await self.log.append(
+            order_id,
+            lambda order: claim_event(*step(order)),
             idempotency=idempotency,
             body_hash=body_hash,
         )

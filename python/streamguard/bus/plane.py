@@ -29,12 +29,15 @@ from streamguard.bus.consumers import (
     relay_handler,
     scan_handler,
 )
+from streamguard.bus.deliveries import Webhooks
+from streamguard.bus.lanes import LaneWatch
 from streamguard.bus.links import ShipmentLinks
 from streamguard.bus.operations import Operations
 from streamguard.bus.orderlog import ORDERS_STREAM, OrderLog
 from streamguard.bus.projector import Projector
 from streamguard.bus.returns import RETURNS_DURABLE, returns_handler
 from streamguard.bus.tariffs import TariffWatch
+from streamguard.bus.webhooks import WebhookSettings
 from streamguard.domain.regions import check_region
 from streamguard.domain.signoffs import PlatformSigner
 from streamguard.errors import NatsError
@@ -60,6 +63,8 @@ class ControlConfig:
     depot_region: str = DEFAULT_DEPOT_REGION
     #: Consume scans and alerts (one API replica per deployment is enough, more share them).
     consumers: bool = True
+    #: Webhook delivery: timeout, backoff, when to disable (the worker runs with consumers).
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
 
 @dataclass(slots=True)
@@ -77,6 +82,8 @@ class ControlPlane:
     consumers: list[Consumer] = field(default_factory=list)
     _waiter: asyncio.Task[None] | None = None
     tariff_watch: TariffWatch | None = None
+    lane_watch: LaneWatch | None = None
+    webhooks: Webhooks | None = None
 
     @classmethod
     async def start(cls, config: ControlConfig, store: Store | None = None) -> ControlPlane:
@@ -108,11 +115,14 @@ class ControlPlane:
         plane = cls(config, nc, js, log, links, ops, jwt_secret, proxy_salt, store)
         try:
             plane.tariff_watch = await TariffWatch.start(js, ops)
+            plane.lane_watch = LaneWatch.start(js)
+            ops.lanes = plane.lane_watch
             if store is not None:
                 plane.projector = Projector(js, store)
                 await plane.projector.start()
             if config.consumers:
                 await plane._start_consumers()
+                plane.webhooks = await Webhooks.start(js, store, config.webhooks)
         except BaseException:
             await plane.stop()
             raise
@@ -239,8 +249,12 @@ class ControlPlane:
             await consumer.stop()
         if self.projector is not None:
             await self.projector.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         if self.tariff_watch is not None:
             await self.tariff_watch.stop()
+        if self.lane_watch is not None:
+            await self.lane_watch.stop()
         await self.links.close()
         # close, not drain: every task that could still use the connection has stopped, and a
         # drain can wait on the cancelled pull subscriptions' inboxes.

@@ -21,10 +21,10 @@ from nats.js import JetStreamContext, api
 from streamguard.bus.orderlog import ORDERS_STREAM, OrderRecord
 from streamguard.domain.signoffs import SealedSignOff
 from streamguard.store import signoffs as signoff_store
-from streamguard.store.control_tables import ORDER_EVENTS
+from streamguard.store.control_tables import CLAIM_EVENTS, ORDER_EVENTS
 from streamguard.store.store import Store, batch_token
 
-__all__ = ["PROJECTOR_DURABLE", "Projector", "order_event_row"]
+__all__ = ["PROJECTOR_DURABLE", "Projector", "claim_event_row", "order_event_row"]
 
 log = logging.getLogger("streamguard.bus")
 
@@ -71,6 +71,37 @@ def order_event_row(version: int, record: OrderRecord) -> dict[str, Any]:
     }
 
 
+def claim_event_row(version: int, record: OrderRecord) -> dict[str, Any]:
+    """One ``claim_events`` row, from a ``claim`` event whose ``data`` carries the claim event
+    (``event``) and the claim after it (``claim``, as :class:`~streamguard.domain.claims.Claim`
+    builtins)."""
+    event, claim = record.event.data["event"], record.event.data["claim"]
+    history = claim["history"]
+    return {
+        "claim_id": claim["id"],
+        "order_id": claim["order_id"],
+        "version": version,
+        "at": event["at_ms"],
+        "event_type": event["type"],
+        "actor_role": event["actor"]["role"],
+        "actor_subject": event["actor"]["subject"],
+        "from_status": event.get("from_status"),
+        "to_status": event["to_status"],
+        "reason": event.get("reason") or "",
+        "kind": claim["kind"],
+        "status": claim["status"],
+        "claimed_fen": claim["claimed_fen"],
+        "approved_fen": claim.get("approved_fen"),
+        "paid_fen": claim.get("paid_fen"),
+        "coverage_fen": claim["coverage_fen"],
+        "policy_id": claim["policy_id"],
+        "leg": claim.get("leg"),
+        "custody_holder": claim.get("custody_holder"),
+        "first_anomaly_at": claim.get("first_anomaly_ms"),
+        "filed_at": history[0][1],
+    }
+
+
 _TS = pa.timestamp("ms", tz="UTC")
 _FIELDS: list[pa.Field[Any]] = [
     pa.field("order_id", pa.string()),
@@ -104,6 +135,30 @@ _FIELDS: list[pa.Field[Any]] = [
     pa.field("signoffs", pa.uint32()),
 ]
 _EVENT_SCHEMA = pa.schema(_FIELDS)
+_CLAIM_FIELDS: list[pa.Field[Any]] = [
+    pa.field("claim_id", pa.string()),
+    pa.field("order_id", pa.string()),
+    pa.field("version", pa.uint64()),
+    pa.field("at", _TS),
+    pa.field("event_type", pa.string()),
+    pa.field("actor_role", pa.string()),
+    pa.field("actor_subject", pa.string()),
+    pa.field("from_status", pa.string()),
+    pa.field("to_status", pa.string()),
+    pa.field("reason", pa.string()),
+    pa.field("kind", pa.string()),
+    pa.field("status", pa.string()),
+    pa.field("claimed_fen", pa.int64()),
+    pa.field("approved_fen", pa.int64()),
+    pa.field("paid_fen", pa.int64()),
+    pa.field("coverage_fen", pa.int64()),
+    pa.field("policy_id", pa.string()),
+    pa.field("leg", pa.string()),
+    pa.field("custody_holder", pa.string()),
+    pa.field("first_anomaly_at", _TS),
+    pa.field("filed_at", _TS),
+]
+_CLAIM_SCHEMA = pa.schema(_CLAIM_FIELDS)
 
 
 class Projector:
@@ -153,6 +208,7 @@ class Projector:
     def _store_batch(self, messages: list[Any]) -> None:
         rows: list[dict[str, Any]] = []
         sealed: list[SealedSignOff] = []
+        claims: list[dict[str, Any]] = []
         for msg in messages:
             if not msg.data:
                 continue
@@ -160,6 +216,8 @@ class Projector:
             rows.append(order_event_row(int(msg.metadata.sequence.stream), record))
             if record.event.type == "signoff":
                 sealed.append(msgspec.convert(record.event.data["sealed"], SealedSignOff))
+            elif record.event.type == "claim":
+                claims.append(claim_event_row(int(msg.metadata.sequence.stream), record))
         first = int(messages[0].metadata.sequence.stream)
         last = int(messages[-1].metadata.sequence.stream)
         token = batch_token(ORDERS_STREAM, PROJECTOR_DURABLE, first, last)
@@ -169,6 +227,12 @@ class Projector:
             )
         if sealed:
             signoff_store.insert_signoffs(self._store, sealed, f"{token}:signoffs")
+        if claims:
+            self._store.insert_arrow(
+                CLAIM_EVENTS,
+                pa.RecordBatch.from_pylist(claims, schema=_CLAIM_SCHEMA),
+                f"{token}:claims",
+            )
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -23,10 +23,9 @@ from streamguard.bus.operations import Operations
 from streamguard.bus.orderlog import OrderRecord, idempotency_key
 from streamguard.domain.orders import Actor, OrderStatus, TransitionError
 from streamguard.domain.returns import (
-    DEFAULT_WEIGHTS,
     CarrierChooser,
     ReturnRequest,
-    TariffChooser,
+    ScoringChooser,
     Weights,
     choice_view,
 )
@@ -46,11 +45,12 @@ def return_tracking(carrier: str, order_id: str) -> str:
 def returns_handler(
     ops: Operations,
     chooser: Callable[[], CarrierChooser] | None = None,
-    weights: Weights = DEFAULT_WEIGHTS,
+    weights: Weights | None = None,
 ) -> Handler:
-    """``chooser`` makes the carrier chooser for each return (default: tariff and coverage,
-    from the tariffs in force at that moment)."""
-    make_chooser = chooser or (lambda: TariffChooser(ops.tariffs))
+    """``chooser`` makes the carrier chooser for each return (default: the tariffs and the
+    engine's lane statistics in force at that moment); ``weights`` default to the operators'
+    (``ops.weights``)."""
+    make_chooser = chooser or (lambda: ScoringChooser(ops.tariffs, ops.lanes))
 
     decoder = msgspec.json.Decoder(OrderRecord)
 
@@ -66,7 +66,8 @@ def returns_handler(
         if current is None or current.order.status != OrderStatus.REPAIRED:
             return
         order = current.order
-        choice = make_chooser().choose(ReturnRequest.for_order(order, ops.depot_region), weights)
+        request = ReturnRequest.for_order(order, ops.depot_region)
+        choice = make_chooser().choose(request, weights or ops.weights)
         key = idempotency_key("returns", order.id)
         # The order may have moved on (an operator booked the return first): nothing to do.
         with contextlib.suppress(TransitionError):

@@ -126,6 +126,8 @@ class Claim(msgspec.Struct, frozen=True, kw_only=True):
     policy_id: str
     coverage_fen: Fen
     history: list[tuple[ClaimStatus, int, str]] = []
+    #: The SHA-256 of the evidence bundle assembled when the claim was filed.
+    evidence_sha256: str | None = None
 
     def at(self, status: ClaimStatus) -> int | None:
         """When the claim entered ``status``, if it did."""
@@ -189,6 +191,7 @@ def file_claim(
     at_ms: int,
     reason: str,
     attribution: Attribution = (None, None, None),
+    evidence_sha256: str | None = None,
 ) -> tuple[Claim, ClaimEvent]:
     """File a claim on ``order_id`` under its ``policy``: the new claim and its ``filed`` event.
 
@@ -234,6 +237,7 @@ def file_claim(
             "leg": leg,
             "custody_holder": holder,
             "first_anomaly_ms": first_ms,
+            "evidence_sha256": evidence_sha256,
         },
     )
     return apply(None, event), event
@@ -358,6 +362,7 @@ def apply(claim: Claim | None, event: ClaimEvent) -> Claim:
             policy_id=d["policy_id"],
             coverage_fen=Fen(d["coverage_fen"]),
             history=[(C.FILED, event.at_ms, event.reason or "")],
+            evidence_sha256=d.get("evidence_sha256"),
         )
     if claim is None:
         raise ClaimError("type", "a claim starts with its filed event")
@@ -426,6 +431,7 @@ def claim_view(claim: Claim) -> dict[str, Any]:
         "leg": claim.leg,
         "custody_holder": claim.custody_holder,
         "first_anomaly_ms": claim.first_anomaly_ms,
+        "evidence_sha256": claim.evidence_sha256,
         "history": [
             {"status": s.value, "at_ms": t, "reason": reason} for s, t, reason in claim.history
         ],

@@ -49,6 +49,7 @@ __all__ = [
     "Tier",
     "covers",
     "new_policy",
+    "policy_of",
     "policy_view",
     "premium_fen",
     "tier_for",
@@ -329,6 +330,21 @@ def new_policy(
 def covers(policy: Policy, leg: str) -> bool:
     """Whether ``policy`` insures the ``leg`` ("inbound" or "return") of its order."""
     return leg in policy.legs
+
+
+def policy_of(view: Mapping[str, Any]) -> Policy:
+    """The policy a :func:`policy_view` shows (the inverse: money back to fen)."""
+    return Policy(
+        policy_id=str(view["policy_id"]),
+        order_id=str(view["order_id"]),
+        carrier=str(view["carrier"]),
+        tier=view["tier"],
+        declared_value_fen=parse_cny(str(view["declared_value"])),
+        premium_fen=parse_cny(str(view["premium"])),
+        coverage_fen=parse_cny(str(view["coverage"])),
+        legs=tuple(view.get("legs", ("inbound", "return"))),
+        created_ms=int(view["created_ms"]),
+    )
 
 
 def policy_view(policy: Policy) -> dict[str, Any]:

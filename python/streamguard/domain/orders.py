@@ -24,6 +24,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "FAULT_TYPES",
     "FRAGILE_PARTS",
+    "MONEY_PATTERN",
     "PARTS",
     "Actor",
     "Address",
@@ -110,7 +111,9 @@ Region = Annotated[str, Meta(pattern=REGION_PATTERN)]
 Text = Annotated[str, Meta(max_length=2000)]
 Code = Annotated[str, Meta(min_length=1, max_length=64)]
 Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
-Money = Annotated[str, Meta(pattern=r"^[0-9]{1,9}(\.[0-9]{1,2})?$")]
+#: CNY as a decimal string: up to 9 digits and 2 decimals.
+MONEY_PATTERN = r"^[0-9]{1,9}(\.[0-9]{1,2})?$"
+Money = Annotated[str, Meta(pattern=MONEY_PATTERN)]
 FaultType = Literal[
     "screen",
     "battery",
@@ -188,7 +191,7 @@ class Actor(msgspec.Struct, frozen=True, kw_only=True):
         return cls(role="system", subject=what)
 
 
-EventType = Literal["created", "status", "shipment", "signoff", "alert", "photo"]
+EventType = Literal["created", "status", "shipment", "signoff", "alert", "photo", "claim"]
 
 
 class OrderEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -221,6 +224,10 @@ class Order(msgspec.Struct, kw_only=True):
     signoffs: list[dict[str, Any]] = []
     alerts: int = 0
     photos: list[str] = []
+    #: Claim id -> the claim as its last ``claim`` event left it (the builtins of a
+    #: :class:`streamguard.domain.claims.Claim`; that event's ``data`` carries the claim event
+    #: as ``event`` and the claim after it as ``claim``).
+    claims: dict[str, dict[str, Any]] = {}
 
     @property
     def declared_value(self) -> str:
@@ -359,6 +366,8 @@ def apply(order: Order | None, event: OrderEvent) -> Order:
         new.alerts = order.alerts + 1
     elif event.type == "photo":
         new.photos = [*order.photos, str(event.data["sha256"])]
+    elif event.type == "claim":
+        new.claims = {**order.claims, str(event.data["claim_id"]): dict(event.data["claim"])}
     return new
 
 

@@ -6,8 +6,10 @@ maximum, and the carrier must reach both ends of the lane, remote provinces incl
 carriers left, a weighted score picks one, and every option keeps its component scores and its
 exclusion reasons, so an operator sees why and may override.
 
-:class:`CarrierChooser` is the seam: :class:`TariffChooser` scores from tariffs and coverage
-alone; the carrier-scoring model (lane transit times, quality) will implement the same protocol.
+:class:`CarrierChooser` is the seam. :class:`ScoringChooser` scores cost and coverage from the
+tariffs, and time and quality from the engine's lane statistics (a :class:`LaneSource`); without
+lane statistics (or for a carrier the engine has not seen on the lane's carrier-wide data) it
+falls back to the tariff's nominal ``sla_days`` and a neutral quality.
 """
 
 from __future__ import annotations
@@ -29,18 +31,23 @@ __all__ = [
     "CarrierChooser",
     "CarrierOption",
     "Choice",
+    "LaneEstimate",
+    "LaneSource",
     "Override",
     "OverrideRefused",
     "ReturnRequest",
-    "TariffChooser",
+    "ScoringChooser",
     "Weights",
     "choice_view",
     "override",
 ]
 
 COMPONENTS = ("cost", "time", "coverage", "quality")
-#: What quality scores until the scoring model learns it from alerts and claims.
+#: What quality scores for a carrier with no lane statistics yet.
 NEUTRAL_QUALITY = 0.5
+#: How strongly incidents (shock and dwell alerts per shipment) lower quality: 1 / (1 + k·x).
+INCIDENT_WEIGHT = 4.0
+_DAY_MS = 86_400_000
 
 
 class OverrideRefused(ConfigError):
@@ -110,8 +117,43 @@ class ReturnRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         )
 
 
+class LaneEstimate(msgspec.Struct, frozen=True, kw_only=True):
+    """What the engine has learned of one carrier on one lane (province pair), smoothed toward
+    the carrier's own figures when the lane has few shipments (``lane_weight`` is the lane's
+    own share)."""
+
+    p50_ms: float
+    p90_ms: float
+    on_time_rate: float
+    dwell_per_shipment: float
+    shock_per_shipment: float
+    shipments: float
+    lane_weight: float
+
+    @property
+    def expected_ms(self) -> float:
+        """The transit time the time score compares: the mean of p50 and p90, so a carrier
+        with a long tail pays for it."""
+        return (self.p50_ms + self.p90_ms) / 2
+
+    @property
+    def incidents(self) -> float:
+        """Shock and dwell alerts per shipment."""
+        return self.dwell_per_shipment + self.shock_per_shipment
+
+
+@runtime_checkable
+class LaneSource(Protocol):
+    """Lane statistics by carrier code and region codes (``CN-440300``); ``None`` when the
+    carrier has no data at all."""
+
+    def estimate(self, carrier: str, origin: str, dest: str) -> LaneEstimate | None: ...
+
+
 class CarrierOption(msgspec.Struct, frozen=True, kw_only=True):
-    """One candidate carrier: eligible or why not, its component scores (0..1) and total."""
+    """One candidate carrier: eligible or why not, its component scores (0..1) and total, and
+    the lane statistics its time and quality came from (``None``: the tariff's nominal SLA and
+    a neutral quality)."""
 
     carrier: str
     eligible: bool
@@ -120,6 +162,7 @@ class CarrierOption(msgspec.Struct, frozen=True, kw_only=True):
     total: float
     cost_fen: Fen
     premium_fen: Fen
+    lane: LaneEstimate | None = None
 
 
 class Override(msgspec.Struct, frozen=True, kw_only=True):
@@ -201,22 +244,38 @@ def _breadth(t: CarrierTariff) -> float:
     return len(served) / len(table)
 
 
-class TariffChooser:
-    """Chooses from tariffs and coverage only, until the carrier-scoring model exists.
+def quality_of(lane: LaneEstimate | None) -> float:
+    """Quality in 0..1 from incidents per shipment: 1 / (1 + 4·x); neutral without data."""
+    if lane is None:
+        return NEUTRAL_QUALITY
+    return 1.0 / (1.0 + INCIDENT_WEIGHT * max(0.0, lane.incidents))
+
+
+class ScoringChooser:
+    """Chooses the return carrier from the tariffs and, when given, the lane statistics.
 
     Components, each in 0..1 and relative to the eligible carriers (so an excluded carrier
-    cannot shift the ranking of the others): ``cost`` = cheapest cost / this cost, where cost is
-    shipping (plus the remote surcharge when either end is remote) plus this carrier's premium
-    for the declared value; ``time`` = shortest nominal ``sla_days`` / this carrier's;
-    ``coverage`` = share of provinces the carrier serves, 0 when it misses this lane;
-    ``quality`` = a neutral 0.5 for every carrier, because quality (alerts and claims per
-    shipment) needs the lane statistics only the scoring model will have.
+    cannot shift the ranking of the others):
+    - ``cost`` = cheapest cost / this cost, where cost is shipping (plus the remote surcharge
+      when either end is remote) plus this carrier's premium for the declared value;
+    - ``time`` = shortest expected transit / this carrier's, the expected transit being the
+      mean of the lane's learned p50 and p90 (a long tail costs), or the tariff's nominal
+      ``sla_days`` for a carrier without statistics;
+    - ``coverage`` = share of provinces the carrier serves, 0 when it misses this lane;
+    - ``quality`` = 1 / (1 + 4 x shock and dwell alerts per shipment on the lane (smoothed
+      toward the carrier)), a neutral 0.5 without statistics.
     """
 
-    def __init__(self, tariffs: Tariffs) -> None:
+    def __init__(self, tariffs: Tariffs, lanes: LaneSource | None = None) -> None:
         if not tariffs:
             raise ValueError("no carrier tariffs to choose from")
         self.tariffs = tariffs
+        self.lanes = lanes
+
+    def _lane(self, carrier: str, request: ReturnRequest) -> LaneEstimate | None:
+        if self.lanes is None:
+            return None
+        return self.lanes.estimate(carrier, request.origin, request.dest)
 
     def choose(self, request: ReturnRequest, weights: Weights = DEFAULT_WEIGHTS) -> Choice:
         origin, dest = check_region(request.origin), check_region(request.dest)
@@ -225,18 +284,21 @@ class TariffChooser:
             reasons, reached = _exclusions(t, request, origin, dest)
             premium = premium_fen(t, request.declared_value_fen)
             surcharge = t.remote_surcharge_fen if origin.remote or dest.remote else 0
-            rows.append((t, reasons, reached, Fen(t.base_price_fen + surcharge + premium), premium))
+            lane = self._lane(t.code, request)
+            expected = lane.expected_ms if lane is not None else t.sla_days * _DAY_MS
+            cost = Fen(t.base_price_fen + surcharge + premium)
+            rows.append((t, reasons, reached, cost, premium, lane, max(expected, 1.0)))
         pool = [r for r in rows if not r[1]] or rows
         min_cost = min(r[3] for r in pool)
-        min_sla = min(r[0].sla_days for r in pool)
+        min_time = min(r[6] for r in pool)
         w = weights.as_dict()
         options: list[CarrierOption] = []
-        for t, reasons, reached, cost, premium in rows:
+        for t, reasons, reached, cost, premium, lane, expected in rows:
             scores = {
                 "cost": min(1.0, min_cost / cost) if cost else 1.0,
-                "time": min(1.0, min_sla / t.sla_days),
+                "time": min(1.0, min_time / expected),
                 "coverage": _breadth(t) if reached else 0.0,
-                "quality": NEUTRAL_QUALITY,
+                "quality": quality_of(lane),
             }
             total = sum(w[c] * scores[c] for c in COMPONENTS) / sum(w.values())
             options.append(
@@ -248,6 +310,7 @@ class TariffChooser:
                     total=round(total, 4),
                     cost_fen=cost,
                     premium_fen=premium,
+                    lane=lane,
                 )
             )
         # Rounded totals make near-equal floats a true tie, broken by carrier code.

@@ -10,7 +10,7 @@ import pyarrow as pa
 from streamguard.store.control_tables import ATTACHMENTS
 from streamguard.store.store import Store
 
-__all__ = ["get", "put"]
+__all__ = ["describe", "get", "put"]
 
 _FIELDS: list[pa.Field[Any]] = [
     pa.field("sha256", pa.string()),
@@ -49,3 +49,16 @@ def get(store: Store, sha256: str) -> tuple[str, bytes] | None:
     if not rows:
         return None
     return str(rows[0][0]), bytes.fromhex(str(rows[0][1]))
+
+
+def describe(store: Store, digests: list[str]) -> dict[str, tuple[str, int]]:
+    """The content type and size of each stored digest of ``digests`` (absent ones are left
+    out), without reading the bytes."""
+    if not digests:
+        return {}
+    rows = store.rows(
+        f"SELECT toString(sha256), any(content_type), any(size) FROM {ATTACHMENTS} "
+        "WHERE sha256 IN {d:Array(String)} GROUP BY sha256",
+        {"d": sorted(set(digests))},
+    )
+    return {str(d): (str(t), int(n)) for d, t, n in rows}

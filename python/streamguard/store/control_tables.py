@@ -12,12 +12,16 @@ from streamguard.store.tables import DEDUP_WINDOW
 __all__ = [
     "ATTACHMENTS",
     "ATTACHMENTS_DDL",
+    "CLAIMS_LATEST_DDL",
+    "CLAIM_EVENTS",
+    "CLAIM_EVENTS_DDL",
     "ORDERS_LATEST_DDL",
     "ORDER_EVENTS",
     "ORDER_EVENTS_DDL",
 ]
 
 ORDER_EVENTS = "order_events"
+CLAIM_EVENTS = "claim_events"
 ATTACHMENTS = "attachments"
 
 # One row per event; the order columns are the order *after* it, so the latest row of an
@@ -76,4 +80,41 @@ CREATE TABLE IF NOT EXISTS {ATTACHMENTS} (
 )
 ENGINE = ReplacingMergeTree
 ORDER BY sha256
+"""
+
+# One row per claim event (from the order log's ``claim`` events), with the claim *after* it,
+# like order_events: claims_latest is each claim's current state. Money is integer fen.
+CLAIM_EVENTS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {CLAIM_EVENTS} (
+    claim_id String,
+    order_id String,
+    version UInt64,
+    at DateTime64(3, 'UTC'),
+    event_type LowCardinality(String),
+    actor_role LowCardinality(String),
+    actor_subject String,
+    from_status LowCardinality(Nullable(String)),
+    to_status LowCardinality(String),
+    reason String,
+    kind LowCardinality(String),
+    status LowCardinality(String),
+    claimed_fen Int64,
+    approved_fen Nullable(Int64),
+    paid_fen Nullable(Int64),
+    coverage_fen Int64,
+    policy_id String,
+    leg LowCardinality(Nullable(String)),
+    custody_holder LowCardinality(Nullable(String)),
+    first_anomaly_at Nullable(DateTime64(3, 'UTC')),
+    filed_at DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(filed_at)
+ORDER BY (claim_id, version)
+SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}
+"""
+
+CLAIMS_LATEST_DDL = f"""
+CREATE VIEW IF NOT EXISTS claims_latest AS
+SELECT * FROM {CLAIM_EVENTS} ORDER BY claim_id, version DESC LIMIT 1 BY claim_id
 """

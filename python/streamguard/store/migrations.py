@@ -16,6 +16,7 @@ import pyarrow as pa
 from streamguard.store import control_tables as ct
 from streamguard.store import signoffs as so
 from streamguard.store import tables as t
+from streamguard.store import webhook_tables as wt
 
 __all__ = ["MIGRATIONS", "Migration", "record_batch", "render"]
 
@@ -54,6 +55,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "control plane: order events, sign-offs, attachments",
         (ct.ORDER_EVENTS_DDL, ct.ORDERS_LATEST_DDL, so.SIGNOFFS_DDL, ct.ATTACHMENTS_DDL),
     ),
+    Migration(4, "claims: claim events", (ct.CLAIM_EVENTS_DDL, ct.CLAIMS_LATEST_DDL)),
+    Migration(5, "webhooks: delivery attempts", (wt.WEBHOOK_ATTEMPTS_DDL,)),
 )
 
 

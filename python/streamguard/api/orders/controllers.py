@@ -30,6 +30,7 @@ from streamguard.api.common import (
     not_found,
     parse_if_match,
     plane_of,
+    reject_unknown_query,
     write_errors,
 )
 from streamguard.api.orders.schemas import (
@@ -180,10 +181,7 @@ class OrderController(Controller):
         offset: Annotated[int, QueryParameter(ge=0, le=1_000_000)] = 0,
     ) -> OrderPage:
         principal = current_principal(request)
-        unknown = sorted(set(request.query_params) - _LIST_PARAMETERS)
-        if unknown:
-            # As a body's unknown field is: a misspelt filter must not silently list everything.
-            raise unprocessable([FieldError(k, "unknown query parameter") for k in unknown])
+        reject_unknown_query(request, _LIST_PARAMETERS)
         plane = plane_of(request)
         store = plane.store
         if store is None:

@@ -33,7 +33,7 @@ from streamguard.domain.auth import Principal, Role
 from streamguard.domain.orders import Actor
 from streamguard.store import signoffs as signoff_store
 
-__all__ = ["SIGNOFF_ID", "SignOffController", "sealed_of_order", "signoff_request"]
+__all__ = ["SIGNOFF_ID", "SignOffController", "sealed_of_order", "signoff_request", "verify_stored"]
 
 SIGNOFF_ID = Annotated[str, PathParameter(pattern=r"^SO-[0-9A-Z]{4,32}$")]
 # How long verify waits for storage to catch up with a sign-off made a moment ago.
@@ -176,10 +176,10 @@ class SignOffController(Controller):
                 status_code=HTTP_503_SERVICE_UNAVAILABLE,
                 detail="verification reads the stored copy; this process has no storage",
             )
-        return await asyncio.to_thread(_verify_stored, plane, order_id, original)
+        return await asyncio.to_thread(verify_stored, plane, order_id, original)
 
 
-def _verify_stored(
+def verify_stored(
     plane: ControlPlane, order_id: str, original: so.SealedSignOff
 ) -> VerificationView:
     """Check the database's copy against the signature, the chain and the signed original."""

@@ -1,0 +1,1 @@
+"""Insurance claims: filed with their evidence bundle, decided and paid by operators."""

@@ -1,0 +1,1 @@
+"""Reports: the operator's ClickHouse reports, as JSON and as CSV downloads."""
