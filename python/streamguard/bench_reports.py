@@ -33,9 +33,10 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from streamguard.bench import _machine
+from streamguard.domain.orders import FaultType
 from streamguard.domain.regions import provinces
 from streamguard.store import Store, open_store
 from streamguard.store.reports import DAY_MS, REPORTS, ReportParams, run_report
@@ -46,23 +47,7 @@ TARGET_S = 1.0
 SPAN_DAYS = 360
 HOUR_MS = 3_600_000
 CARRIERS = ("SF", "JD", "YTO", "ZTO", "STO", "EMS", "YUNDA", "DBL")
-FAULTS = (
-    "screen",
-    "battery",
-    "mainboard",
-    "camera",
-    "charging_port",
-    "speaker",
-    "keyboard",
-    "water_damage",
-    "hardware",
-    "software",
-    "sole_detached",
-    "zipper",
-    "strap",
-    "stitching",
-    "other",
-)
+FAULTS: tuple[str, ...] = get_args(FaultType)
 RECALL_CODE = "PC-7"
 #: Every parcel goes to or comes from a depot: a lane is customer province <-> depot.
 DEPOTS = ("CN-440300", "CN-310000")
