@@ -68,3 +68,30 @@ def test_bad_arguments() -> None:
 def test_example_rules_parse() -> None:
     doc = json.loads(example_rules())
     assert len(doc["rules"]) >= 8
+
+
+def test_lane_truths_follow_the_depots() -> None:
+    sim = Simulator(
+        seed=3,
+        shipments=100,
+        events=2_000,
+        invalid_rate=0.0,
+        depots=["CN-44"],
+        customer_provinces=["CN-440300", "CN-11"],
+    )
+    lanes = sim.lane_truths()
+    pairs = {(lane["origin"], lane["dest"]) for lane in lanes}
+    assert pairs == {("CN-44", "CN-44"), ("CN-44", "CN-11"), ("CN-11", "CN-44")}
+    assert len({lane["carrier"] for lane in lanes}) == 8
+    assert sum(lane["share"] for lane in lanes) == pytest.approx(1.0)
+    assert all(0 < lane["p50_ms"] < lane["p90_ms"] for lane in lanes)
+    assert all(0 < lane["damage_rate"] < 1 for lane in lanes)
+    for chunk in sim.chunks(1_000):
+        for line in chunk.splitlines():
+            e = json.loads(line)
+            if e["kind"] == "shipment":
+                assert "CN-440000" in (e["origin"], e["dest"])
+    with pytest.raises(ConfigError):
+        Simulator(depots=["CN-71"])
+    with pytest.raises(ConfigError):
+        Simulator(customer_provinces=["Guangdong"])

@@ -7,6 +7,7 @@ mod common;
 
 use common::{feed, RULES};
 use streamguard_core::event::EventBatch;
+use streamguard_core::scoring::ScoringConfig;
 use streamguard_core::{Engine, RuleSet};
 
 fn eval(c: &mut Criterion) {
@@ -17,20 +18,26 @@ fn eval(c: &mut Criterion) {
         let data = feed(ships, bursts, 65_536);
         let n: usize = data.iter().map(EventBatch::len).sum();
         g.throughput(Throughput::Elements(n as u64));
-        g.bench_function(format!("eval_view/{ships}_shipments"), |b| {
-            b.iter_batched(
-                || Engine::new(rules.clone()),
-                |mut engine| {
-                    let mut out = Vec::new();
-                    for batch in &data {
-                        engine.process_view(&batch.view(), &mut out);
-                        out.clear();
-                    }
-                    engine
-                },
-                BatchSize::PerIteration,
-            )
-        });
+        for (name, scoring) in [("eval_view", true), ("eval_view_no_scoring", false)] {
+            g.bench_function(format!("{name}/{ships}_shipments"), |b| {
+                b.iter_batched(
+                    || {
+                        let config = scoring.then(ScoringConfig::default);
+                        Engine::with_scoring(rules.clone(), config).expect("default config")
+                    },
+                    |mut engine| {
+                        let mut out = Vec::new();
+                        for batch in &data {
+                            engine.process_view(&batch.view(), &mut out);
+                            out.clear();
+                            engine.clear_scores();
+                        }
+                        engine
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
     }
     g.finish();
 }

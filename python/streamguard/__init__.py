@@ -3,7 +3,8 @@
 The engine is Rust (``streamguard._core``); this package is its public face:
 
 - :class:`Engine` — ``Engine(rules).process(data, format=...)`` returns alerts as a pyarrow
-  RecordBatch (``process_dicts`` for dicts), plus ``replace_rules``, ``dead_letters``, ``stats``.
+  RecordBatch (``process_dicts`` for dicts), plus ``replace_rules``, ``dead_letters``, ``stats``,
+  and carrier scoring: ``scores()`` and ``lanes()`` (a :class:`LaneTable`).
 - :mod:`streamguard.errors` — one exception class per kind of error.
 - :mod:`streamguard.sim` — the seeded feed simulator.
 - ``streamguard`` command (:mod:`streamguard.cli`): ``replay``, ``simulate``, ``bench``, ``demo``.
@@ -19,6 +20,7 @@ from streamguard.errors import (
     StreamGuardError,
     StreamGuardIOError,
 )
+from streamguard.lanes import LaneEstimate, LaneTable
 
 __all__ = [
     "ConfigError",
@@ -26,6 +28,8 @@ __all__ = [
     "DecodeError",
     "Engine",
     "EngineStats",
+    "LaneEstimate",
+    "LaneTable",
     "RuleError",
     "StoreError",
     "StreamGuardError",

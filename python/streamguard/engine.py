@@ -7,12 +7,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
 
 import pyarrow as pa
 
 from streamguard import _core
 from streamguard.errors import ConfigError, StreamGuardIOError
+from streamguard.lanes import LaneTable
+
+if TYPE_CHECKING:
+    from streamguard.domain.insurance import Tariffs
+    from streamguard.domain.returns import Choice, Weights
 
 __all__ = [
     "FORMATS",
@@ -50,6 +55,10 @@ class EngineStats(TypedDict):
     #: Shipments with keyed state, and the bytes that state takes.
     shipments: int
     state_bytes: int
+    #: Lanes with statistics (carriers' aggregates included) and the bytes they take: bounded
+    #: by carriers x provinces squared, not per shipment (0 with scoring off).
+    lanes: int
+    lane_bytes: int
     #: The scan watermark in ms since the epoch; None before the first scan.
     watermark: int | None
     rules_version: int
@@ -112,12 +121,16 @@ class Engine:
     An invalid rule set raises :class:`~streamguard.errors.RuleError` naming the rule and field.
     An engine holds keyed state and is used from one thread at a time (the Rust work runs with
     the GIL released, so one engine per thread scales across cores).
+
+    With ``scoring`` (the default) the engine also learns lane statistics from the scans
+    (:meth:`lanes`) and scores each shipment's ETA, delay and damage risk (:meth:`scores`);
+    ``scoring=False`` turns all of it off.
     """
 
     __slots__ = ("_core",)
 
-    def __init__(self, rules: Rules) -> None:
-        self._core = _core.Engine(load_rules(rules))
+    def __init__(self, rules: Rules, *, scoring: bool = True) -> None:
+        self._core = _core.Engine(load_rules(rules), scoring=scoring)
 
     def process(
         self,
@@ -202,6 +215,62 @@ class Engine:
         """Move the scan watermark to ``ms`` (live mode's wall clock); alerts of timers now due."""
         return self._core.advance_watermark(ms)
 
+    def scores(self) -> pa.RecordBatch:
+        """The score records of the last :meth:`process` (or :meth:`advance_watermark`) call:
+        one per shipment whose ETA, delay risk or damage risk changed materially, with
+        ``shipment``, ``ts``, ``carrier``, ``origin``/``dest`` (province codes), ``eta_p50``,
+        ``eta_p90``, ``delay_risk``, ``damage_risk``, ``shock_episodes``, ``delivered``."""
+        return self._core.scores()
+
+    def lanes(self) -> LaneTable:
+        """A copy of the lane statistics, carriers by code (mergeable with other engines');
+        :class:`~streamguard.errors.ConfigError` with scoring off."""
+        return self._core.lanes()
+
+    def score_carriers(
+        self,
+        origin: str,
+        dest: str,
+        declared_value_fen: int,
+        fragile: bool = False,
+        *,
+        weights: Weights | None = None,
+        tariffs: Tariffs | None = None,
+    ) -> Choice:
+        """Rank the carriers for a shipment from ``origin`` to ``dest`` (region codes such as
+        ``CN-440300``) of ``declared_value_fen``, by what this engine has learned of each
+        carrier's lane: ``score(lane, shipment)`` of the spec, as the automatic returns and
+        ``GET /carriers/score`` rank them.
+
+        The result keeps every carrier, best first: the eligible ones with their component
+        scores (cost = shipping + premium, time from the lane's p50/p90, coverage, quality from
+        its shock and dwell alerts per shipment) and the excluded ones with every reason (no
+        shock-proof packaging for a fragile device, over the insurable maximum, an end the
+        carrier does not reach). ``tariffs`` default to the packaged sample and ``weights`` to
+        the defaults (:class:`~streamguard.domain.returns.Weights`). With scoring off, or for a
+        carrier not yet seen, time and quality come from the tariff's nominal figures.
+        """
+        from streamguard.domain.insurance import Tariffs
+        from streamguard.domain.money import Fen
+        from streamguard.domain.returns import (
+            DEFAULT_WEIGHTS,
+            LaneTableSource,
+            ReturnRequest,
+            ScoringChooser,
+        )
+
+        request = ReturnRequest(
+            origin=origin, dest=dest, declared_value_fen=Fen(declared_value_fen), fragile=fragile
+        )
+        lanes = LaneTableSource(self.lanes() if self.scoring else None)
+        chooser = ScoringChooser(tariffs or Tariffs.load_sample(), lanes)
+        return chooser.choose(request, weights or DEFAULT_WEIGHTS)
+
+    @property
+    def scoring(self) -> bool:
+        """Whether carrier scoring is on."""
+        return self._core.scoring
+
     def stats(self) -> EngineStats:
         """The engine's counters; see :class:`EngineStats`."""
         s = self._core.stats()
@@ -215,6 +284,8 @@ class Engine:
             retracted=s["retracted"],
             shipments=s["shipments"],
             state_bytes=s["state_bytes"],
+            lanes=s["lanes"],
+            lane_bytes=s["lane_bytes"],
             watermark=s["watermark"],
             rules_version=s["rules_version"],
         )

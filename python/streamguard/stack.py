@@ -10,8 +10,10 @@ JetStream on, on free ports of 127.0.0.1, its data under ``<var>/nats/``::
     <var>/nats/server.json       {"url", "http_url", "pid"} while the server runs
 
 Every connection authenticates. ``engine`` and ``control`` may publish and subscribe to
-everything; ``carrier-<CODE>`` may only publish its own scans (``sg.scan.<CODE>[.>]``) and
-``gateway-<ID>`` its own readings (``sg.sensor.<ID>[.>]``). Each of those subscribes only to
+everything (the engine publishes alerts and shipment scores, ``sg.score.>``, and puts its lane
+statistics in KV ``sg_lanes``, which the control plane reads); ``carrier-<CODE>`` may only
+publish its own scans (``sg.scan.<CODE>[.>]``) and ``gateway-<ID>`` its own readings
+(``sg.sensor.<ID>[.>]``): neither can forge a score. Each of those subscribes only to
 its own inbox prefix (``_INBOX_<user>``), which is where JetStream's PubAcks reach it, so a
 publisher cannot read anybody else's replies. Demo publishers use the carrier and gateway users.
 
@@ -259,6 +261,8 @@ def write_server_config(
         f"listen: {_q(f'127.0.0.1:{port}')}",
         f"http: {_q(f'127.0.0.1:{http_port}')}",
         f"jetstream {{ store_dir: {_q(str(store_dir))} }}",
+        "# An engine's lane table (KV sg_lanes) outgrows the default 1 MB past ~60k shipments.",
+        "max_payload: 8MB",
         "# Plain passwords: bcrypt needs a dependency we do not have, and this file is 0600",
         "# under var/ next to the creds/ files that hold the same passwords in the clear.",
         "authorization {",

@@ -43,6 +43,8 @@ pub fn feed(ships: usize, bursts: usize, chunk: usize) -> Vec<EventBatch> {
             carrier: "SF".into(),
             tier: Some(Tier::ALL[s % 3]),
             fragile: Some(s % 3 == 0),
+            origin: format!("CN-{}0100", 31 + s % 7),
+            dest: "CN-440300".into(),
             ..Event::default()
         });
         events.push(Event {

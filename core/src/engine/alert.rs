@@ -74,7 +74,7 @@ pub struct Alert {
     pub evidence: Evidence,
 }
 
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
+pub(super) fn push_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     for &b in s.as_bytes() {
         match b {
@@ -94,11 +94,11 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-fn push_i64(out: &mut Vec<u8>, v: i64) {
+pub(super) fn push_i64(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
-fn push_f64(out: &mut Vec<u8>, v: f64) {
+pub(super) fn push_f64(out: &mut Vec<u8>, v: f64) {
     if v.is_finite() {
         out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
     } else {
@@ -106,7 +106,7 @@ fn push_f64(out: &mut Vec<u8>, v: f64) {
     }
 }
 
-fn key(out: &mut Vec<u8>, k: &str) {
+pub(super) fn key(out: &mut Vec<u8>, k: &str) {
     out.extend_from_slice(b",\"");
     out.extend_from_slice(k.as_bytes());
     out.extend_from_slice(b"\":");

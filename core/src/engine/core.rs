@@ -131,6 +131,8 @@ pub(super) struct Core {
     pub max_scan_ts: i64,
     pub watermark: i64,
     pub n: Counters,
+    /// Lane statistics and scores; `None` when scoring is off.
+    pub scoring: Option<Box<super::scoring::Scoring>>,
     /// Pre-pass result: non-zero = row i may breach some threshold rule.
     breach: Vec<u8>,
     /// Accepted rows of the current sensor run (scratch).
@@ -218,6 +220,7 @@ impl Core {
             max_scan_ts: i64::MIN,
             watermark: i64::MIN,
             n: Counters::default(),
+            scoring: None,
             breach: Vec::new(),
             run_rows: Vec::new(),
             runs: Vec::new(),
@@ -293,8 +296,14 @@ impl Core {
                 prefetch(&self.ships.slots[ahead.slot as usize]);
             }
             if let Some(ahead) = runs.get(k + 2) {
-                let ring = self.ships.slots[ahead.slot as usize].ring;
-                self.rings.prefetch(ring);
+                let ship = &self.ships.slots[ahead.slot as usize];
+                self.rings.prefetch(ship.ring);
+                // A scan will be scored: its lane's tails are likely out of cache.
+                if let Some(sc) = &self.scoring {
+                    if v.kind.get(ahead.start as usize) == Kind::Scan as u8 {
+                        sc.prefetch(ship);
+                    }
+                }
             }
             self.process_run(v, &cols, run, out);
         }
@@ -395,6 +404,7 @@ impl Core {
         }
         s.tier = v.tier.map_or(NONE_U8, |t| t[i]);
         s.fragile = v.fragile.map_or(NONE_U8, |f| f[i]);
+        self.lane_attributes(v, i, slot);
     }
 
     /// Sensor rows `start..end` of one shipment. When no row can breach a rule and no episode

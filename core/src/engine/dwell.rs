@@ -35,14 +35,16 @@ impl Core {
                 self.ships.slots[slot as usize].seen_carrier = id;
             }
         }
-        // A scan at the same ts as the previous one neither restarts, resolves nor retracts.
+        let status = v.status.map_or(NONE_U8, |s| s[i]);
+        // A scan at the same ts as the previous one neither restarts, resolves nor retracts;
+        // it may still be the pickup or the delivery.
         if ts == prev_ts {
+            self.score_scan(slot, ts, status, prev_ts);
             return;
         }
         if self.ships.slots[slot as usize].dwell_armed != 0 {
             self.end_dwell(slot, ts, out);
         }
-        let status = v.status.map_or(NONE_U8, |s| s[i]);
         let location = v.location.map_or(0, |l| self.locations.id(l.get(i)));
         let s = &mut self.ships.slots[slot as usize];
         s.last_ts[kind] = ts;
@@ -65,6 +67,7 @@ impl Core {
         if ts > self.max_scan_ts {
             self.max_scan_ts = ts;
         }
+        self.score_scan(slot, ts, status, prev_ts);
         let w = self.max_scan_ts.saturating_sub(self.set.lateness_ms);
         self.advance(w, out);
     }
@@ -73,6 +76,7 @@ impl Core {
     fn end_dwell(&mut self, slot: u32, ts: i64, out: &mut Vec<Alert>) {
         let s = &self.ships.slots[slot as usize];
         let (armed, fired, since) = (s.dwell_armed, s.dwell_fired, s.last_ts[Kind::Scan as usize]);
+        let mut stalled = false;
         for j in 0..self.dwell.len() {
             let bit = 1u64 << j;
             if armed & bit == 0 {
@@ -85,11 +89,17 @@ impl Core {
                 } else {
                     AlertState::Retracted
                 };
+                stalled |= state == AlertState::Resolved;
                 self.emit_dwell(j, slot, state, ts, out);
             } else if ts > deadline {
+                stalled = true;
                 self.emit_dwell(j, slot, AlertState::Firing, deadline, out);
                 self.emit_dwell(j, slot, AlertState::Resolved, ts, out);
             }
+        }
+        if stalled {
+            // One stop, however many dwell rules it broke.
+            self.lane_dwell(slot, ts);
         }
         let s = &mut self.ships.slots[slot as usize];
         s.dwell_armed = 0;
@@ -122,6 +132,7 @@ impl Core {
             s.dwell_queued &= !bit;
             s.dwell_fired |= bit;
             self.emit_dwell(j, slot, AlertState::Firing, deadline, out);
+            self.score_stall(slot, deadline);
         }
     }
 

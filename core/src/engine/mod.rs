@@ -3,23 +3,31 @@
 //! [`Engine`] owns the decode scratch (reused, so steady-state decoding allocates nothing per
 //! event) and the evaluation core. It is single-threaded and deterministic: the alerts for an
 //! input are exactly those of processing its events one at a time, in order.
+//!
+//! With carrier scoring on (the default) the engine also keeps lane statistics and produces
+//! score records ([`Engine::scores`]); see `scoring.rs` for what feeds them.
 
 pub mod alert;
 mod core;
 mod dwell;
 mod evidence;
 mod reload;
+pub mod score;
+mod scoring;
 mod shard;
 mod snapshot;
 mod state;
 mod threshold;
 mod timers;
 
+use crate::error::Error;
 use crate::event::arrow::ArrowScratch;
 use crate::event::{self, BatchView, DeadLetter, EventBatch, Format, Kind, Reason};
 use crate::rules::RuleSet;
+use crate::scoring::{CodedLanes, LaneTable, ScoringConfig};
 use alert::Alert;
 use arrow_array::RecordBatch;
+use score::{ScoreEvent, ScoreRecord};
 pub use shard::{partition_of, Shard};
 
 /// Counters since the engine started. `events_in = accepted + out_of_order + rejected`.
@@ -37,6 +45,10 @@ pub struct Stats {
     pub shipments: u64,
     /// Bytes of keyed state (allocated capacity: records, keys, evidence, episodes, timers).
     pub state_bytes: u64,
+    /// Lanes with statistics (carrier-wide aggregates included), and the bytes they and their
+    /// models take: bounded by carriers × provinces², not per shipment, so apart.
+    pub lanes: u64,
+    pub lane_bytes: u64,
     /// The scan watermark, or `i64::MIN` before the first scan.
     pub watermark: i64,
     pub rules_version: i64,
@@ -58,14 +70,114 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine with carrier scoring on, in its default configuration.
     pub fn new(rules: RuleSet) -> Engine {
-        Engine {
-            core: core::Core::new(rules),
+        Engine::with_scoring(rules, Some(ScoringConfig::default()))
+            .expect("the default scoring configuration validates")
+    }
+
+    /// An engine with carrier scoring configured by `scoring`, or off (`None`: no lane
+    /// statistics, no scores, nothing of it on the hot path). `Config` error if the
+    /// configuration does not validate.
+    pub fn with_scoring(rules: RuleSet, scoring: Option<ScoringConfig>) -> Result<Engine, Error> {
+        let mut core = core::Core::new(rules);
+        if let Some(config) = scoring {
+            core.scoring = Some(Box::new(scoring::Scoring::new(LaneTable::new(config)?)));
+        }
+        Ok(Engine {
+            core,
             batch: EventBatch::default(),
             arrow: ArrowScratch::default(),
             rejected: [0; Reason::ALL.len()],
             shard: None,
+        })
+    }
+
+    /// Whether carrier scoring is on.
+    pub fn scoring(&self) -> bool {
+        self.core.scoring.is_some()
+    }
+
+    /// Turn carrier scoring on (with no statistics yet, default configuration) or off
+    /// (dropping the statistics); no change if it already is.
+    pub fn set_scoring(&mut self, on: bool) {
+        match (on, self.core.scoring.is_some()) {
+            (true, false) => {
+                let table = LaneTable::new(ScoringConfig::default())
+                    .expect("the default scoring configuration validates");
+                self.core.scoring = Some(Box::new(scoring::Scoring::new(table)));
+            }
+            (false, true) => self.core.scoring = None,
+            _ => {}
         }
+    }
+
+    /// The lane statistics, carriers by this engine's ids (`None` with scoring off).
+    pub fn lane_table(&self) -> Option<&LaneTable> {
+        self.core.scoring.as_ref().map(|s| &s.table)
+    }
+
+    /// The carrier codes by this engine's ids (id 0: the empty "unknown" code).
+    pub fn carrier_codes(&self) -> Vec<std::sync::Arc<str>> {
+        let c = &self.core.carriers;
+        (0..c.len() as u32).map(|i| c.name(i).clone()).collect()
+    }
+
+    /// The lane statistics with carriers by code, to export or merge (`None` with scoring off).
+    pub fn lanes(&self) -> Option<CodedLanes> {
+        let table = self.lane_table()?.clone();
+        Some(
+            CodedLanes::from_parts(self.carrier_codes(), table)
+                .expect("every lane's carrier is interned"),
+        )
+    }
+
+    /// Appends [`Engine::lanes`]' encoding without copying the table; false with scoring off.
+    pub fn encode_lanes(&self, out: &mut Vec<u8>) -> bool {
+        let Some(table) = self.lane_table() else {
+            return false;
+        };
+        let c = &self.core.carriers;
+        let codes: Vec<&str> = (0..c.len() as u32).map(|i| &**c.name(i)).collect();
+        CodedLanes::encode_parts(&codes, table, out);
+        true
+    }
+
+    /// Score events produced since the last [`Engine::clear_scores`] (or
+    /// [`Engine::take_scores`]), in order. They accumulate: a caller that processes without
+    /// reading them clears them.
+    pub fn scores(&self) -> &[ScoreEvent] {
+        self.core.scoring.as_ref().map_or(&[], |s| &s.out)
+    }
+
+    pub fn clear_scores(&mut self) {
+        if let Some(s) = self.core.scoring.as_mut() {
+            s.out.clear();
+        }
+    }
+
+    /// `e` with its shipment key and carrier code.
+    pub fn score_record(&self, e: &ScoreEvent) -> ScoreRecord {
+        let key = self.core.ships.key(e.slot);
+        ScoreRecord {
+            // Keys are validated printable ASCII.
+            shipment: String::from_utf8_lossy(key).into_owned(),
+            ts: e.ts,
+            carrier: self.core.carriers.name(u32::from(e.carrier)).clone(),
+            origin: u16::from(e.origin),
+            dest: u16::from(e.dest),
+            eta: e.score.eta,
+            delay_risk: e.score.delay_risk,
+            damage_risk: e.score.damage_risk,
+            shock_episodes: u32::from(e.shock_episodes),
+            delivered: e.delivered,
+        }
+    }
+
+    /// Appends the pending score events to `out` as records, and clears them.
+    pub fn take_scores(&mut self, out: &mut Vec<ScoreRecord>) {
+        out.extend(self.scores().iter().map(|e| self.score_record(e)));
+        self.clear_scores();
     }
 
     /// Replace the rule set atomically, keeping the state of unchanged rules (spec §3.3).
@@ -227,6 +339,8 @@ impl Engine {
             retracted: n.retracted,
             shipments: self.core.ships.len() as u64,
             state_bytes: self.core.bytes() as u64,
+            lanes: self.lane_table().map_or(0, |t| t.len() as u64),
+            lane_bytes: self.core.scoring.as_ref().map_or(0, |s| s.bytes() as u64),
             watermark: self.core.watermark,
             rules_version: self.core.set.version,
         }

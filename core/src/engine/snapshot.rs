@@ -11,24 +11,32 @@
 //!      retracted, max scan ts, watermark;
 //!   3. carrier and location interners: each interned byte string in id order;
 //!   4. evidence rings: layout (cap, width, metric of each column), ring count, raw u32 words;
-//!   5. shipments: key arena, then one fixed 77-byte record per slot;
+//!   5. shipments: key arena, then one fixed 95-byte record per slot (77 in version 1, which
+//!      had no scoring fields);
 //!   6. threshold episodes, sorted by key (so equal states give equal bytes);
-//!   7. dwell timers: near bucket, near timers sorted, far buckets in order.
+//!   7. dwell timers: near bucket, near timers sorted, far buckets in order;
+//!   8. (version 2) carrier scoring: u8 on/off, then, if on, the lane statistics as
+//!      [`LaneTable::encode`] writes them, length-prefixed; carriers are the ids of section 3.
 //!
-//! Compiled rules, the shipment hash table and scratch buffers are derived on restore, not
-//! stored. The carrier interner is restored before rules compile, so `where.carrier` ids match.
+//! Compiled rules, the shipment hash table, lane models and scratch buffers are derived on
+//! restore, not stored. The carrier interner is restored before rules compile, so
+//! `where.carrier` ids match. A version-1 snapshot restores with scoring on and no lane
+//! statistics: shipments in flight then have no lane until their next `shipment` event, and
+//! no pickup time, so their deliveries are not counted.
 
 mod rules;
 mod wire;
 
 use super::core::{Core, Counters, Episode};
 use super::evidence::{Rings, CHUNK};
-use super::state::{Interner, Ship, Ships, NO_RING};
+use super::scoring::Scoring;
+use super::state::{Interner, Ship, Ships, NO_RING, SCORE_FLAGS};
 use super::timers::{Timer, Timers};
 use super::Engine;
 use crate::error::Error;
 use crate::event::{Reason, NONE_U8};
 use crate::rules::RuleSet;
+use crate::scoring::{is_province, LaneTable};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 pub(super) use wire::crc32;
@@ -36,10 +44,14 @@ use wire::{decode_err, Res, R, W};
 
 /// `\r\n` makes a snapshot mangled by a text-mode copy fail on the magic, not deep inside.
 const MAGIC: &[u8; 8] = b"SGSNAP\r\n";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The oldest version this build restores.
+const OLDEST: u32 = 1;
 const HEADER: usize = 24;
 /// last_ts ×3, four masks, key_off, last_location, ring, two carriers, five u8 fields.
-const SHIP_BYTES: usize = 3 * 8 + 4 * 8 + 3 * 4 + 2 * 2 + 5;
+const SHIP_BYTES_V1: usize = 3 * 8 + 4 * 8 + 3 * 4 + 2 * 2 + 5;
+/// Version 2 adds pickup ts, ETA minutes and six u8 scoring fields.
+const SHIP_BYTES: usize = SHIP_BYTES_V1 + 8 + 4 + 6;
 const TIMER_BYTES: usize = 8 + 4 + 1;
 const EPISODE_BYTES: usize = 8 + 1 + 8 + 8;
 
@@ -86,6 +98,15 @@ pub(super) fn write(e: &Engine, out: &mut Vec<u8>) {
         w.i64(b);
         put_timers(&mut w, ts);
     }
+    match &c.scoring {
+        Some(sc) => {
+            w.u8(1);
+            let mut lanes = Vec::new();
+            sc.table.encode(&mut lanes);
+            w.bytes(&lanes);
+        }
+        None => w.u8(0),
+    }
     let body = start + HEADER;
     let crc = crc32(&out[body..]);
     let len = (out.len() - body) as u64;
@@ -94,7 +115,12 @@ pub(super) fn write(e: &Engine, out: &mut Vec<u8>) {
 }
 
 pub(super) fn read(bytes: &[u8]) -> Result<Engine, Error> {
-    let body = check_header(bytes)?;
+    let (version, body) = check_header(bytes)?;
+    let ship_bytes = if version == 1 {
+        SHIP_BYTES_V1
+    } else {
+        SHIP_BYTES
+    };
     let mut r = R::new(body);
     r.section = "rules";
     let set = rules::get(&mut r)?;
@@ -153,9 +179,9 @@ pub(super) fn read(bytes: &[u8]) -> Result<Engine, Error> {
         .map_err(|e| decode_err(format!("evidence rings: {e}")))?;
 
     r.section = "shipments";
-    let n = r.count(SHIP_BYTES)?;
+    let n = r.count(ship_bytes)?;
     let keys = r.bytes()?.to_vec();
-    let records = r.take(n * SHIP_BYTES)?;
+    let records = r.take(n * ship_bytes)?;
     let mut slots = Vec::with_capacity(n);
     let limits = [
         thr.len(),
@@ -163,7 +189,7 @@ pub(super) fn read(bytes: &[u8]) -> Result<Engine, Error> {
         core.carriers.len(),
         core.locations.len(),
     ];
-    for (i, rec) in records.chunks_exact(SHIP_BYTES).enumerate() {
+    for (i, rec) in records.chunks_exact(ship_bytes).enumerate() {
         let s = get_ship(rec);
         check_ship(&s, limits, core.rings.count())
             .map_err(|e| decode_err(format!("shipment {i}: {e}")))?;
@@ -204,6 +230,12 @@ pub(super) fn read(bytes: &[u8]) -> Result<Engine, Error> {
     }
     core.timers = Timers::from_parts(near, near_bucket, far)
         .map_err(|e| decode_err(format!("timers: {e}")))?;
+    r.section = "scoring";
+    core.scoring = if version == 1 {
+        Some(Box::new(Scoring::new(LaneTable::new(Default::default())?)))
+    } else {
+        get_scoring(&mut r, core.carriers.len())?
+    };
     if !r.at_end() {
         return Err(decode_err(format!(
             "{} bytes after the last section",
@@ -223,8 +255,8 @@ pub(super) fn read(bytes: &[u8]) -> Result<Engine, Error> {
     })
 }
 
-/// The body of a snapshot whose header, length and checksum are right.
-fn check_header(bytes: &[u8]) -> Res<&[u8]> {
+/// The version and body of a snapshot whose header, length and checksum are right.
+fn check_header(bytes: &[u8]) -> Res<(u32, &[u8])> {
     if bytes.len() < HEADER {
         return Err(decode_err(format!(
             "truncated: {} bytes, the header alone is {HEADER}",
@@ -236,9 +268,9 @@ fn check_header(bytes: &[u8]) -> Res<&[u8]> {
     }
     let mut h = R::new(&bytes[8..HEADER]);
     let (version, crc, len) = (h.u32()?, h.u32()?, h.u64()?);
-    if version != VERSION {
+    if !(OLDEST..=VERSION).contains(&version) {
         return Err(decode_err(format!(
-            "format version {version} is not supported (this build reads {VERSION})"
+            "format version {version} is not supported (this build reads {OLDEST} to {VERSION})"
         )));
     }
     let body = &bytes[HEADER..];
@@ -254,7 +286,28 @@ fn check_header(bytes: &[u8]) -> Res<&[u8]> {
             "checksum mismatch (stored {crc:#010x}, computed {got:#010x}): the snapshot is corrupt"
         )));
     }
-    Ok(body)
+    Ok((version, body))
+}
+
+/// Section 8: scoring off, or the lane statistics (whose carriers must be interned).
+fn get_scoring(r: &mut R<'_>, carriers: usize) -> Res<Option<Box<Scoring>>> {
+    match r.u8()? {
+        0 => Ok(None),
+        1 => {
+            let table = LaneTable::decode(r.bytes()?)
+                .map_err(|e| decode_err(format!("scoring: {}", e.message())))?;
+            if let Some((key, _)) = table
+                .lanes()
+                .find(|(k, _)| k.carrier == 0 || usize::from(k.carrier) >= carriers)
+            {
+                return Err(decode_err(format!(
+                    "scoring: lane {key:?} names no carrier"
+                )));
+            }
+            Ok(Some(Box::new(Scoring::new(table))))
+        }
+        v => Err(decode_err(format!("scoring: flag {v}"))),
+    }
 }
 
 fn get_interner(r: &mut R<'_>) -> Res<Interner> {
@@ -295,6 +348,16 @@ fn put_ship(s: &Ship, b: &mut [u8]) {
         s.fragile,
         u8::from(s.attrs_known),
     ]);
+    put(&s.pickup_ts.to_le_bytes());
+    put(&s.score_eta_min.to_le_bytes());
+    put(&[
+        s.origin,
+        s.dest,
+        s.shocks,
+        s.score_delay,
+        s.score_damage,
+        s.score_flags,
+    ]);
 }
 
 fn get_ship(b: &[u8]) -> Ship {
@@ -313,6 +376,19 @@ fn get_ship(b: &[u8]) -> Ship {
     let [key_off, last_location, ring] = [u32s(&mut rec), u32s(&mut rec), u32s(&mut rec)];
     let [attr_carrier, seen_carrier] = [u16s(&mut rec), u16s(&mut rec)];
     let [key_len, last_status, tier, fragile, attrs_known] = rec.get::<5>();
+    let mut s = Ship::new(key_off, key_len);
+    if b.len() == SHIP_BYTES {
+        s.pickup_ts = i64s(&mut rec);
+        s.score_eta_min = u32s(&mut rec);
+        [
+            s.origin,
+            s.dest,
+            s.shocks,
+            s.score_delay,
+            s.score_damage,
+            s.score_flags,
+        ] = rec.get::<6>();
+    }
     Ship {
         last_ts,
         thr_active,
@@ -329,6 +405,7 @@ fn get_ship(b: &[u8]) -> Ship {
         tier,
         fragile,
         attrs_known: attrs_known != 0,
+        ..s
     }
 }
 
@@ -355,6 +432,14 @@ fn check_ship(s: &Ship, limits: [usize; 4], rings: u32) -> Result<(), String> {
     // `where.tier` tests `1 << tier` on a u8.
     if s.tier >= 8 && s.tier != NONE_U8 {
         return Err(format!("tier code {}", s.tier));
+    }
+    let province = |p: u8| p == 0 || is_province(u16::from(p));
+    if !province(s.origin) || !province(s.dest) {
+        return Err(format!("lane provinces {}, {}", s.origin, s.dest));
+    }
+    let risk = |r: u8| r <= 200 || r == NONE_U8;
+    if s.score_flags & !SCORE_FLAGS != 0 || !risk(s.score_delay) || s.score_damage > 200 {
+        return Err("scoring fields out of range".into());
     }
     Ok(())
 }

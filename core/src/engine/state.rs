@@ -1,9 +1,10 @@
 //! Keyed per-shipment state in compact memory.
 //!
 //! A shipment is a `u32` slot: its key bytes live in one arena, the hash table stores only slot
-//! numbers, and the per-slot record ([`Ship`]) is a fixed 80-byte struct. Threshold episodes
-//! and dwell alerts that are not idle are a bit each in the record; the rare non-idle episode
-//! details live in a side map, so an idle shipment costs nothing per rule.
+//! numbers, and the per-slot record ([`Ship`]) is a fixed 96-byte struct (80 for the rules, 16
+//! for carrier scoring: lane, pickup time, shock episodes, the last published score).
+//! Threshold episodes and dwell alerts that are not idle are a bit each in the record; the rare
+//! non-idle episode details live in a side map, so an idle shipment costs nothing per rule.
 
 use crate::event::NONE_U8;
 use hashbrown::HashTable;
@@ -14,6 +15,15 @@ use std::sync::Arc;
 pub const NO_TS: i64 = i64::MIN;
 /// "No evidence ring".
 pub const NO_RING: u32 = u32::MAX;
+/// "No score published" / "no ETA" in [`Ship::score_eta_min`].
+pub const NO_ETA: u32 = u32::MAX;
+
+/// [`Ship::score_flags`]: DELIVERED or RETURNED_TO_SENDER seen; the shipment is no longer scored.
+pub const SCORE_TERMINAL: u8 = 1;
+/// [`Ship::score_flags`]: the pickup has been counted on the shipment's lane.
+pub const SCORE_PICKUP_COUNTED: u8 = 2;
+/// Flags a snapshot may hold.
+pub const SCORE_FLAGS: u8 = SCORE_TERMINAL | SCORE_PICKUP_COUNTED;
 
 /// One tracked shipment.
 #[derive(Clone, Debug)]
@@ -46,10 +56,26 @@ pub struct Ship {
     pub fragile: u8,
     /// A `shipment` event has been seen: `where` filters can match.
     pub attrs_known: bool,
+    // Carrier scoring (`scoring.rs`).
+    /// The first PICKED_UP scan's ts, or [`NO_TS`].
+    pub pickup_ts: i64,
+    /// The last published score's ETA (p50) in minutes since the epoch, or [`NO_ETA`].
+    pub score_eta_min: u32,
+    /// Origin and destination provinces from the latest `shipment` event (0 = unknown).
+    pub origin: u8,
+    pub dest: u8,
+    /// Shock episodes so far (saturating).
+    pub shocks: u8,
+    /// The last published delay risk in 1/200 steps, or [`NONE_U8`] (unknown).
+    pub score_delay: u8,
+    /// The last published damage risk in 1/200 steps.
+    pub score_damage: u8,
+    /// [`SCORE_TERMINAL`], [`SCORE_PICKUP_COUNTED`].
+    pub score_flags: u8,
 }
 
 impl Ship {
-    fn new(key_off: u32, key_len: u8) -> Ship {
+    pub(super) fn new(key_off: u32, key_len: u8) -> Ship {
         Ship {
             last_ts: [NO_TS; 3],
             thr_active: 0,
@@ -66,6 +92,14 @@ impl Ship {
             tier: NONE_U8,
             fragile: NONE_U8,
             attrs_known: false,
+            pickup_ts: NO_TS,
+            score_eta_min: NO_ETA,
+            origin: 0,
+            dest: 0,
+            shocks: 0,
+            score_delay: NONE_U8,
+            score_damage: 0,
+            score_flags: 0,
         }
     }
 }

@@ -901,4 +901,5 @@ proptest! {
     }
 }
 
+mod scoring;
 mod snapshot;

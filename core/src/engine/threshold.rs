@@ -133,5 +133,6 @@ impl Core {
         a.evidence = Evidence::Readings(ev);
         self.n.fired += 1;
         out.push(a);
+        self.score_shock(j, slot, ts);
     }
 }

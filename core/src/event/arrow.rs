@@ -64,7 +64,7 @@ pub struct ArrowScratch {
     signer_type: Vec<u8>,
     rejected: Vec<u8>,
     /// shipment, carrier, location when not plain Utf8 (cast) or with non-empty null slots.
-    strings: [Option<StringArray>; 3],
+    strings: [Option<StringArray>; 5],
     metrics: [Option<Float64Array>; N_METRICS],
 }
 
@@ -153,6 +153,8 @@ pub(crate) const S_CARRIER: usize = 1;
 pub(crate) const S_STATUS: usize = 2;
 pub(crate) const S_LOCATION: usize = 3;
 pub(crate) const S_DEVICE: usize = 5;
+pub(crate) const S_ORIGIN: usize = 6;
+pub(crate) const S_DEST: usize = 7;
 pub(crate) const S_TIER: usize = 8;
 
 impl<'a> Cols<'a> {
@@ -221,8 +223,8 @@ impl<'a> Cols<'a> {
         } else if has(S_DEVICE) || self.metrics.iter().any(Option::is_some) {
             Ok(Kind::Sensor)
         } else if has(S_TIER)
-            || has(6)
-            || has(7)
+            || has(S_ORIGIN)
+            || has(S_DEST)
             || has(9)
             || self.fragile.is_some()
             || self.declared_value.is_some()
@@ -385,15 +387,18 @@ fn prepare(c: &Cols<'_>, s: &mut ArrowScratch) -> Result<(), DeadLetter> {
         codes("kind", k, &mut s.kind, |x| Kind::parse(x).map(|k| k as u8))?;
     }
     ts_to_ms(c.ts, &mut s.ts);
-    let [ship, carrier, location] = &mut s.strings;
+    let [ship, carrier, location, origin, dest] = &mut s.strings;
     utf8("shipment", c.shipment, ship)?;
-    *carrier = None;
-    *location = None;
-    if let Some(a) = c.strs[S_CARRIER] {
-        utf8("carrier", a, carrier)?;
-    }
-    if let Some(a) = c.strs[S_LOCATION] {
-        utf8("location", a, location)?;
+    for (name, col, out) in [
+        ("carrier", S_CARRIER, carrier),
+        ("location", S_LOCATION, location),
+        ("origin", S_ORIGIN, origin),
+        ("dest", S_DEST, dest),
+    ] {
+        *out = None;
+        if let Some(a) = c.strs[col] {
+            utf8(name, a, out)?;
+        }
     }
     if let Some(a) = c.strs[S_STATUS] {
         codes("status", a, &mut s.status, |x| {
@@ -454,6 +459,8 @@ fn build<'a>(c: &Cols<'a>, kind: Option<Kind>, s: &'a ArrowScratch) -> BatchView
         metrics: std::array::from_fn(|m| c.metrics[m].map(|a| f64_view(a, &s.metrics[m]))),
         tier: c.strs[S_TIER].map(|_| &s.tier[..]),
         fragile: c.fragile.map(|_| &s.fragile[..]),
+        origin: c.strs[S_ORIGIN].map(|a| text(3, a)),
+        dest: c.strs[S_DEST].map(|a| text(4, a)),
         rejected: None,
     }
 }

@@ -516,6 +516,8 @@ impl EventBatch {
             }),
             tier: Some(&self.tier),
             fragile: Some(&self.fragile),
+            origin: Some(self.origin.view()),
+            dest: Some(self.dest.view()),
             rejected: None,
         }
     }
@@ -593,6 +595,9 @@ pub struct BatchView<'a> {
     pub metrics: [Option<F64s<'a>>; N_METRICS],
     pub tier: Option<&'a [u8]>,
     pub fragile: Option<&'a [u8]>,
+    /// Shipment events' origin and destination region codes (lane statistics).
+    pub origin: Option<Strs<'a>>,
+    pub dest: Option<Strs<'a>>,
     /// Rows rejected by validation (non-zero = skip); they were already dead-lettered.
     pub rejected: Option<&'a [u8]>,
 }

@@ -61,6 +61,8 @@ pub struct LiveConfig {
     pub checkpoint_every: Duration,
     /// Time between two `sg.engine.stats` messages (and wall-clock watermark steps).
     pub tick: Duration,
+    /// Carrier scoring: lane statistics, `sg.score.<shipment>`, KV `sg_lanes` (default on).
+    pub scoring: bool,
 }
 
 impl LiveConfig {
@@ -81,6 +83,7 @@ impl LiveConfig {
             batch: 1000,
             checkpoint_every: Duration::from_secs(2),
             tick: Duration::from_secs(1),
+            scoring: true,
         }
     }
 }

@@ -44,8 +44,8 @@ fn stream_config(name: &str, subjects: &[&str], description: &str) -> stream::Co
     }
 }
 
-/// Create `SG_EVENTS`, `SG_ALERTS` and `SG_DLQ` where they are missing; existing streams are
-/// left as their operators configured them.
+/// Create `SG_EVENTS`, `SG_ALERTS`, `SG_DLQ` and `SG_SCORES` where they are missing; existing
+/// streams are left as their operators configured them.
 pub async fn ensure_streams(js: &jetstream::Context) -> Result<(), Error> {
     for (name, subjects, what) in [
         (
@@ -68,7 +68,40 @@ pub async fn ensure_streams(js: &jetstream::Context) -> Result<(), Error> {
             .await
             .map_err(|e| nats_err(format!("cannot create or open stream {name}"), e))?;
     }
+    // Scores are a live view (ClickHouse keeps their history): a week, then they go.
+    let scores = stream::Config {
+        retention: stream::RetentionPolicy::Limits,
+        max_age: SCORES_MAX_AGE,
+        ..stream_config(
+            SCORES_STREAM,
+            &SCORES_SUBJECTS,
+            "StreamGuard shipment scores: ETA, delay and damage risk",
+        )
+    };
+    js.get_or_create_stream(scores)
+        .await
+        .map_err(|e| nats_err(format!("cannot create or open stream {SCORES_STREAM}"), e))?;
     Ok(())
+}
+
+/// How long `SG_SCORES` keeps a record.
+pub const SCORES_MAX_AGE: Duration = Duration::from_secs(7 * 86_400);
+
+/// The `sg_lanes` bucket, created if missing: one value per worker, its latest lane table.
+pub async fn lanes_bucket(js: &jetstream::Context) -> Result<kv::Store, Error> {
+    match js.get_key_value(LANES_BUCKET).await {
+        Ok(kv) => Ok(kv),
+        Err(_) => js
+            .create_key_value(kv::Config {
+                bucket: LANES_BUCKET.to_string(),
+                description: "StreamGuard lane statistics; key = engine worker (durable)"
+                    .to_string(),
+                history: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| nats_err(format!("cannot create KV bucket {LANES_BUCKET}"), e)),
+    }
 }
 
 pub async fn rules_bucket(js: &jetstream::Context) -> Result<kv::Store, Error> {

@@ -43,6 +43,11 @@ pub struct Snapshot {
     /// Alert and dead-letter records published (not counting those skipped in recovery).
     pub alerts_published: u64,
     pub dead_published: u64,
+    pub scores_published: u64,
+    /// The lane table last put in KV `sg_lanes` ([`crate::scoring::CodedLanes`] bytes).
+    pub lanes: Option<std::sync::Arc<Vec<u8>>>,
+    /// Why the lane table could not be put in KV, if it could not.
+    pub lanes_error: Option<String>,
     /// Outputs found already published when re-processing after a restart.
     pub recovered_skipped: u64,
     pub checkpoints: u64,

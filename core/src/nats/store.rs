@@ -1,10 +1,10 @@
 //! Handing evaluated input to storage, exactly once.
 //!
 //! The worker gathers, per run of consecutive input messages (an *item*), the events it
-//! accepted, the alert records and the dead letters, and hands the item to the storage writer
-//! (Python, over a bounded channel: a slow store backs the input off). The writer inserts each
-//! part with a deduplication token made of the item's sequence range and confirms; only then is
-//! the input acked.
+//! accepted, the alert records, the score records and the dead letters, and hands the item to
+//! the storage writer (Python, over a bounded channel: a slow store backs the input off). The
+//! writer inserts each part with a deduplication token made of the item's sequence range and
+//! confirms; only then is the input acked.
 //!
 //! A token only deduplicates if a replayed item has the same range. So before an item is handed
 //! over its range is appended to a journal (fsync'd); after a crash, re-processing cuts items at
@@ -12,6 +12,7 @@
 //! and then the journal starts afresh.
 
 use crate::engine::alert::Alert;
+use crate::engine::score::ScoreRecord;
 use crate::event::{arrow as arrow_ipc, DeadLetter, EventBatch, Kind};
 use arrow_array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
@@ -37,6 +38,7 @@ pub struct StoreItem {
     /// Accepted Arrow record batches as they came (shared), with kind, sequence, first index.
     arrow: Vec<(RecordBatch, Kind, u64, u32)>,
     pub alerts: Vec<Alert>,
+    pub scores: Vec<ScoreRecord>,
     /// Dead letters with the subject and sequence of their message.
     pub dead: Vec<(DeadLetter, String, u64)>,
     /// Distinguishes items without an input range (clock-driven alerts only).
@@ -45,7 +47,7 @@ pub struct StoreItem {
 
 impl StoreItem {
     pub fn is_empty(&self) -> bool {
-        self.first_seq == 0 && self.alerts.is_empty()
+        self.first_seq == 0 && self.alerts.is_empty() && self.scores.is_empty()
     }
 
     pub(super) fn cover(&mut self, seq: u64) {

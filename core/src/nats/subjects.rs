@@ -11,6 +11,13 @@ pub const ALERTS_SUBJECTS: [&str; 1] = ["sg.alert.>"];
 /// Rejected input with its raw bytes, on `sg.dlq.<reason>`.
 pub const DLQ_STREAM: &str = "SG_DLQ";
 pub const DLQ_SUBJECTS: [&str; 1] = ["sg.dlq.>"];
+/// Shipment scores, one message per record on `sg.score.<shipment>`, `Nats-Msg-Id` =
+/// `<shipment>:<ts>`; kept 7 days (the latest per shipment is what matters; ClickHouse keeps all).
+pub const SCORES_STREAM: &str = "SG_SCORES";
+pub const SCORES_SUBJECTS: [&str; 1] = ["sg.score.>"];
+/// Each worker's lane statistics ([`crate::scoring::CodedLanes`] bytes), key = its durable
+/// name, replaced at each checkpoint: the control plane merges them.
+pub const LANES_BUCKET: &str = "sg_lanes";
 /// Counters and rates, once a second (core NATS, not stored).
 pub const STATS_SUBJECT: &str = "sg.engine.stats";
 /// Partitioned workers share their scan watermarks here, so every worker's `W` follows the

@@ -9,6 +9,17 @@
 //!    and `SG_DLQ` by their `Nats-Msg-Id`, and re-processing skips them instead of publishing
 //!    them again. That does not depend on JetStream's duplicate window.
 //!
+//! Score records (`SG_SCORES`) are a live view, not evidence, and are not read back: there are
+//! many of them (a quarter of the events of the simulated feed), and reading them back would
+//! slow every restart. Re-processing publishes them again with the same `Nats-Msg-Id`, which
+//! JetStream drops within its duplicate window (2 minutes); after a longer outage the stream
+//! may hold a record twice (the same record; ClickHouse storage is still deduplicated by the
+//! item's token). A lane's tail sums rebuilt at another moment after a restart may also round a
+//! score differently (see `engine/scoring.rs`); the lane statistics are restored exactly.
+//!
+//! With scoring on, the engine's lane table (carriers by code) is put in KV `sg_lanes` under
+//! the durable name at each checkpoint interval, so the control plane can merge the partitions.
+//!
 //! Evaluation is deterministic, so the re-processed input yields the same records, with the
 //! same ids, as the run that crashed (in `--time event`; in `--time wall` the wall-clock
 //! watermark is held still while recovering, since the crashed run's clock cannot be replayed).
@@ -20,6 +31,7 @@ use super::store::{Journal, StoreItem, StoreSender};
 use super::subjects::{self, *};
 use super::LiveConfig;
 use crate::engine::alert::Alert;
+use crate::engine::score::ScoreRecord;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind};
 use crate::event::{DeadLetter, Format, Reason};
@@ -87,6 +99,7 @@ struct Worker<'a> {
     recovery: Option<Recovery>,
     alerts: Vec<Alert>,
     dead: Vec<DeadLetter>,
+    scores: Vec<ScoreRecord>,
     acks: VecDeque<outputs::Pending>,
     json: Vec<u8>,
     ckpt_path: Option<PathBuf>,
@@ -97,9 +110,11 @@ struct Worker<'a> {
     pending: u64,
     alerts_published: u64,
     dead_published: u64,
+    scores_published: u64,
     recovered_skipped: u64,
     checkpoints: u64,
     store: Option<storage::StoreSide>,
+    lanes: outputs::LanesSide,
 }
 
 async fn run_inner(
@@ -129,12 +144,18 @@ async fn run_inner(
         Some(p) => checkpoint::load(p)?,
         None => None,
     };
-    let (engine, pos) = match restored {
+    let (mut engine, pos) = match restored {
         Some(c) => (c.engine, c.position),
         None => (
             Engine::new(initial_rules(cfg, &bucket).await?),
             Position::default(),
         ),
+    };
+    engine.set_scoring(cfg.scoring);
+    let lanes_kv = if cfg.scoring {
+        Some(setup::lanes_bucket(&js).await?)
+    } else {
+        None
     };
 
     let events = js
@@ -195,6 +216,7 @@ async fn run_inner(
         .await
         .map_err(|e| nats_err(format!("cannot watch {RULES_BUCKET}/{RULES_KEY}"), e))?;
 
+    let max_payload = client.server_info().max_payload;
     let mut w = Worker {
         cfg,
         status,
@@ -205,6 +227,7 @@ async fn run_inner(
         recovery,
         alerts: Vec::new(),
         dead: Vec::new(),
+        scores: Vec::new(),
         acks: VecDeque::new(),
         json: Vec::new(),
         ckpt_path,
@@ -215,9 +238,11 @@ async fn run_inner(
         pending: 0,
         alerts_published: 0,
         dead_published: 0,
+        scores_published: 0,
         recovered_skipped: 0,
         checkpoints: 0,
         store,
+        lanes: outputs::LanesSide::new(lanes_kv, max_payload),
     };
     w.report();
 
@@ -262,8 +287,10 @@ async fn run_inner(
             _ = tick.tick() => w.on_tick().await?,
         }
         w.maybe_checkpoint(false, &mut stored).await?;
+        w.maybe_publish_lanes(false).await?;
     }
     w.maybe_checkpoint(true, &mut stored).await?;
+    w.maybe_publish_lanes(true).await?;
     w.report();
     w.client
         .flush()
@@ -334,6 +361,7 @@ impl Worker<'_> {
             self.pos.last_seq = seq;
             self.messages += 1;
             self.dirty = true;
+            self.lanes.dirty = true;
             if self.recovery.as_ref().is_some_and(|r| seq >= r.until) {
                 self.recovery = None;
                 self.status.update(|s| s.phase = Phase::Running);
@@ -471,6 +499,7 @@ impl Worker<'_> {
             s.pending = self.pending;
             s.alerts_published = self.alerts_published;
             s.dead_published = self.dead_published;
+            s.scores_published = self.scores_published;
             s.recovered_skipped = self.recovered_skipped;
             s.checkpoints = self.checkpoints;
             if s.phase == Phase::Starting {
@@ -508,6 +537,8 @@ impl Worker<'_> {
             "rules_version": s.rules_version,
             "alerts_published": self.alerts_published,
             "dead_published": self.dead_published,
+            "scores_published": self.scores_published,
+            "lanes": s.lanes,
             "checkpoints": self.checkpoints,
         })
         .to_string()

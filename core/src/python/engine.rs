@@ -4,10 +4,13 @@
 //! inputs and results to and from Python objects holds it.
 
 use super::errors;
+use super::lanes::PyLaneTable;
 use crate::engine::alert::{to_record_batch, Alert};
+use crate::engine::score;
 use crate::engine::{Engine, Stats};
 use crate::event::{DeadLetter, Format, Kind, Reason};
 use crate::rules::RuleSet;
+use crate::scoring::ScoringConfig;
 use arrow_array::ffi_stream::RecordBatchStreamReader;
 use arrow_array::{make_array, Array, RecordBatch};
 use arrow_pyarrow::{FromPyArrow, FromPyArrowUnchecked, ToPyArrow};
@@ -142,13 +145,15 @@ pub struct PyEngine {
 }
 
 impl PyEngine {
-    /// Run `f` on the engine with the GIL released, after clearing the per-call alerts.
+    /// Run `f` on the engine with the GIL released, after clearing the per-call alerts and
+    /// score events.
     fn run<F>(&mut self, py: Python<'_>, f: F)
     where
         F: FnOnce(&mut Engine, &mut Vec<Alert>, &mut Vec<DeadLetter>) + Send,
     {
         let (engine, alerts, dead) = (&mut self.engine, &mut self.alerts, &mut self.dead);
         alerts.clear();
+        engine.clear_scores();
         py.detach(|| f(engine, alerts, dead));
     }
 
@@ -208,10 +213,14 @@ impl PyEngine {
 #[pymethods]
 impl PyEngine {
     #[new]
-    fn new(rules_json: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (rules_json, *, scoring = true))]
+    fn new(rules_json: &Bound<'_, PyAny>, scoring: bool) -> PyResult<Self> {
+        let py = rules_json.py();
         let rules = parse_rules(rules_json)?;
+        let engine = Engine::with_scoring(rules, scoring.then(ScoringConfig::default))
+            .map_err(|e| errors::to_py(py, &e))?;
         Ok(PyEngine {
-            engine: Engine::new(rules),
+            engine,
             alerts: Vec::new(),
             json: Vec::new(),
             dead: Vec::new(),
@@ -317,6 +326,32 @@ impl PyEngine {
         stats_dict(py, &self.engine.stats())
     }
 
+    /// The score records of the last call (process or advance_watermark) as a pyarrow
+    /// RecordBatch: one per shipment whose ETA, delay or damage risk changed materially.
+    fn scores<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let e = &self.engine;
+        let records: Vec<_> = e.scores().iter().map(|s| e.score_record(s)).collect();
+        score::to_record_batch(&records).to_pyarrow(py)
+    }
+
+    /// The lane statistics (a copy, carriers by code); `ConfigError` with scoring off.
+    fn lanes(&self, py: Python<'_>) -> PyResult<PyLaneTable> {
+        let engine = &self.engine;
+        match py.detach(|| engine.lanes()) {
+            Some(lanes) => Ok(PyLaneTable { lanes }),
+            None => Err(errors::config_error(
+                py,
+                "carrier scoring is off: this engine keeps no lane statistics",
+            )),
+        }
+    }
+
+    /// Whether carrier scoring is on.
+    #[getter]
+    fn scoring(&self) -> bool {
+        self.engine.scoring()
+    }
+
     /// The running rule set's `version`.
     #[getter]
     fn rules_version(&self) -> i64 {
@@ -355,6 +390,8 @@ pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py,
     d.set_item("retracted", s.retracted)?;
     d.set_item("shipments", s.shipments)?;
     d.set_item("state_bytes", s.state_bytes)?;
+    d.set_item("lanes", s.lanes)?;
+    d.set_item("lane_bytes", s.lane_bytes)?;
     // i64::MIN is the engine's "no scan seen yet".
     d.set_item(
         "watermark",

@@ -3,6 +3,7 @@
 
 use super::engine::stats_dict;
 use super::errors;
+use super::lanes::PyLaneTable;
 use super::sim::PySimulator;
 use crate::engine::alert::to_record_batch;
 use crate::error::Error;
@@ -11,6 +12,7 @@ use crate::nats::publish::{publish_feed as run_feed, FeedConfig};
 use crate::nats::store::{self, StoreLink};
 use crate::nats::{self, LiveConfig, Phase, Status, TimeMode};
 use crate::rules::RuleSet;
+use crate::scoring::CodedLanes;
 use arrow_pyarrow::ToPyArrow;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
@@ -106,7 +108,7 @@ impl PyLive {
     #[pyo3(signature = (
         nats_url, *, rules = None, time = "wall", state_dir = None, user = None, password = None,
         durable = None, subjects = None, partition = None, batch = 1000, checkpoint_ms = 2000,
-        tick_ms = 1000, store = false,
+        tick_ms = 1000, store = false, scoring = true,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -124,8 +126,10 @@ impl PyLive {
         checkpoint_ms: u64,
         tick_ms: u64,
         store: bool,
+        scoring: bool,
     ) -> PyResult<Self> {
         let mut cfg = LiveConfig::new(nats_url);
+        cfg.scoring = scoring;
         if let Some(r) = rules {
             let bytes = rules_bytes(r)?;
             // A bad seed is refused here, with the rule and field named, not later in the task.
@@ -274,6 +278,8 @@ impl PyLive {
         d.set_item("pending", s.pending)?;
         d.set_item("alerts_published", s.alerts_published)?;
         d.set_item("dead_published", s.dead_published)?;
+        d.set_item("scores_published", s.scores_published)?;
+        d.set_item("lanes_error", s.lanes_error)?;
         d.set_item("recovered_skipped", s.recovered_skipped)?;
         d.set_item("checkpoints", s.checkpoints)?;
         d.set_item("rules_version", s.rules_version)?;
@@ -301,6 +307,18 @@ impl PyLive {
     /// The latest alert records published (oldest first), as JSON text.
     fn recent_alerts(&self) -> Vec<String> {
         self.status.recent_alerts()
+    }
+
+    /// The lane statistics as last put in KV `sg_lanes` (at each checkpoint interval and on
+    /// stop); None before the first put, or with scoring off.
+    fn lanes(&self, py: Python<'_>) -> PyResult<Option<PyLaneTable>> {
+        let Some(bytes) = self.status.snapshot().lanes else {
+            return Ok(None);
+        };
+        let lanes = py
+            .detach(|| CodedLanes::decode(&bytes))
+            .map_err(|e| errors::to_py(py, &e))?;
+        Ok(Some(PyLaneTable { lanes }))
     }
 }
 
@@ -382,7 +400,8 @@ pub struct PyStoreFeed {
 impl PyStoreFeed {
     /// The next item for storage (waiting up to `timeout` s), or None: a dict with `token`,
     /// `first_seq`, `last_seq`, `events` (pyarrow batches, one table's each, with `seq` and
-    /// `idx`), `alerts` (a batch, or None) and `dead` (`(reason, detail, raw, subject, seq)`).
+    /// `idx`), `alerts` and `scores` (a batch each, or None) and `dead` (`(reason, detail,
+    /// raw, subject, seq)`).
     /// Call `done(last_seq)` once it is stored: the input is acked then.
     #[pyo3(signature = (timeout = 0.2))]
     fn next_item<'py>(
@@ -418,6 +437,12 @@ impl PyStoreFeed {
             d.set_item("alerts", py.None())?;
         } else {
             d.set_item("alerts", to_record_batch(&item.alerts).to_pyarrow(py)?)?;
+        }
+        if item.scores.is_empty() {
+            d.set_item("scores", py.None())?;
+        } else {
+            let batch = crate::engine::score::to_record_batch(&item.scores);
+            d.set_item("scores", batch.to_pyarrow(py)?)?;
         }
         let dead = item
             .dead

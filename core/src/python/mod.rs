@@ -3,6 +3,7 @@
 
 mod engine;
 mod errors;
+mod lanes;
 mod live;
 mod sim;
 
@@ -15,6 +16,7 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<engine::PyEngine>()?;
+    m.add_class::<lanes::PyLaneTable>()?;
     m.add_class::<sim::PySimulator>()?;
     m.add_class::<live::PyLive>()?;
     m.add_class::<live::PyStoreFeed>()?;

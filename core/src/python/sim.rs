@@ -3,10 +3,11 @@
 use super::engine::{parse_format, parse_kind};
 use super::errors;
 use crate::event::{arrow, json, proto, DeadLetter, EventBatch, Format, Kind};
+use crate::scoring::province_of;
 use crate::sim::{SimConfig, Simulator};
 use arrow_pyarrow::ToPyArrow;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
 /// Encode `batch` in `format`. In JSON the invalid raw lines are spread evenly between the
 /// rows (so a feed carries its bad events among good ones); the binary formats cannot carry
@@ -60,6 +61,22 @@ fn grouped_by_kind(batch: &EventBatch) -> EventBatch {
     out
 }
 
+/// Province codes of region codes such as `CN-44` or `CN-440300`; the error names `field`.
+fn provinces(py: Python<'_>, field: &str, regions: Option<Vec<String>>) -> PyResult<Vec<u16>> {
+    regions
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            province_of(r.as_bytes()).ok_or_else(|| {
+                errors::config_error(
+                    py,
+                    format!("sim: `{field}`: {r:?} is not a region code such as CN-44"),
+                )
+            })
+        })
+        .collect()
+}
+
 /// A seeded, realistic feed of shipment events, scans and sensor readings.
 #[pyclass(module = "streamguard._core", name = "Simulator")]
 pub struct PySimulator {
@@ -90,7 +107,17 @@ impl PySimulator {
 #[pymethods]
 impl PySimulator {
     #[new]
-    #[pyo3(signature = (seed = 1, shipments = 2_000, events = 100_000, invalid_rate = 0.001, start_ms = None))]
+    #[pyo3(signature = (
+        seed = 1,
+        shipments = 2_000,
+        events = 100_000,
+        invalid_rate = 0.001,
+        start_ms = None,
+        *,
+        depots = None,
+        customer_provinces = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         seed: u64,
@@ -98,6 +125,8 @@ impl PySimulator {
         events: u64,
         invalid_rate: f64,
         start_ms: Option<i64>,
+        depots: Option<Vec<String>>,
+        customer_provinces: Option<Vec<String>>,
     ) -> PyResult<Self> {
         if shipments == 0 {
             return Err(errors::config_error(
@@ -111,6 +140,8 @@ impl PySimulator {
             events,
             invalid_rate,
             start_ms: start_ms.unwrap_or(SimConfig::default().start_ms),
+            depots: provinces(py, "depots", depots)?,
+            customer_provinces: provinces(py, "customer_provinces", customer_provinces)?,
             ..SimConfig::default()
         };
         let sim = Simulator::try_new(config).map_err(|e| errors::to_py(py, &e))?;
@@ -160,6 +191,27 @@ impl PySimulator {
             .map(|rb| rb.to_pyarrow(py))
             .collect::<PyResult<Vec<_>>>()?;
         Ok(Some(PyList::new(py, items)?))
+    }
+
+    /// The ground truth of every lane the feed uses (carrier, origin and destination province
+    /// as `CN-44`): true transit p50/p90 (PICKED_UP → DELIVERED, ms) and log-sd, damage and
+    /// stall rates, share of shipments.
+    fn lane_truths<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for t in self.sim.lane_truths() {
+            let d = PyDict::new(py);
+            d.set_item("carrier", t.carrier.code())?;
+            d.set_item("origin", format!("CN-{}", t.origin))?;
+            d.set_item("dest", format!("CN-{}", t.dest))?;
+            d.set_item("p50_ms", t.p50_ms)?;
+            d.set_item("p90_ms", t.p90_ms)?;
+            d.set_item("sigma", t.sigma)?;
+            d.set_item("damage_rate", t.damage_rate)?;
+            d.set_item("stall_rate", t.stall_rate)?;
+            d.set_item("share", t.share)?;
+            out.append(d)?;
+        }
+        Ok(out)
     }
 
     /// Valid events produced so far.

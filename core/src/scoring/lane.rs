@@ -81,6 +81,12 @@ const PROVINCES: u128 = {
     bits
 };
 
+/// Whether `p` is a province code (the first two digits of a GB/T 2260 region code).
+#[inline]
+pub fn is_province(p: u16) -> bool {
+    p < 128 && PROVINCES >> p & 1 == 1
+}
+
 /// The province of a region code `CN-` + 2, 4 or 6 digits (`CN-31`, `CN-3101`, `CN-310115`):
 /// its first two digits as a number, if they name a province. `None` for anything else.
 #[inline]
@@ -90,7 +96,7 @@ pub fn province_of(region: &[u8]) -> Option<u16> {
         return None;
     }
     let p = u16::from(digits[0] - b'0') * 10 + u16::from(digits[1] - b'0');
-    (PROVINCES >> p & 1 == 1).then_some(p)
+    is_province(p).then_some(p)
 }
 
 /// An engine alert that counts against a lane's quality.

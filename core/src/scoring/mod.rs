@@ -23,6 +23,11 @@
 //!   and fragility, and [`materially_changed`] to decide when to publish.
 //! - [`LaneTable::encode`]/[`LaneTable::decode`]: a versioned, CRC-checked snapshot, so the
 //!   statistics survive a restart.
+//! - [`model`]: [`Tails`] (a sketch's normalised tail sums) and [`LaneView`] (a lane's smoothed
+//!   distribution over its and its carrier's tails), so scoring a shipment is a lookup and two
+//!   binary searches instead of bucket walks.
+//! - [`CodedLanes`]: a table with its carriers named by code: what leaves an engine (export,
+//!   NATS KV, merge across partitions), since carrier ids are interned per engine.
 //!
 //! # Memory and the hot path
 //!
@@ -54,20 +59,24 @@
 //!   plane's carrier choice), exactly up to float rounding.
 
 pub mod codec;
+pub mod coded;
 pub mod config;
 pub mod decay;
 pub mod lane;
+pub mod model;
 pub mod score;
 pub mod sketch;
 pub mod table;
 pub mod transit;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
+pub use coded::CodedLanes;
 pub use config::{ScoringConfig, SlaOverride};
 pub use decay::ForwardDecay;
-pub use lane::{province_of, AlertKind, LaneEstimate, LaneKey, LaneStats};
+pub use lane::{is_province, province_of, AlertKind, LaneEstimate, LaneKey, LaneStats};
+pub use model::{bucket_values, LaneView, Tails};
 pub use score::{damage_risk, delay_risk, eta_after, eta_ms, materially_changed, Eta, Score};
 pub use sketch::{QuantileSketch, SketchLayout};
 pub use table::LaneTable;

@@ -76,6 +76,10 @@ pub fn delay_risk<'a>(
 /// 14 %, fragile 37 %. The constants are priors until claims data calibrates them.
 #[inline]
 pub fn damage_risk(shock_episodes: u32, fragile: bool) -> f64 {
+    // Most shipments: no shock, and no transcendental functions either.
+    if shock_episodes == 0 {
+        return 0.0;
+    }
     let weight = if fragile { FRAGILE_SHOCK_WEIGHT } else { 1.0 };
     -(f64::from(shock_episodes) * weight * (-DAMAGE_PER_SHOCK).ln_1p()).exp_m1()
 }

@@ -83,7 +83,7 @@ impl SketchLayout {
 
     /// Bucket `i` and the fraction of its log-width that lies at or below `x` (0..=1).
     #[inline]
-    fn locate(&self, x: f64) -> (usize, f64) {
+    pub(super) fn locate(&self, x: f64) -> (usize, f64) {
         let i = self.index(x);
         let frac = if x > 0.0 {
             (self.pos(x) - (i as f64 - 1.0)).clamp(0.0, 1.0)

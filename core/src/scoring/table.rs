@@ -41,6 +41,11 @@ impl LaneTable {
         &self.config
     }
 
+    /// The bucket layout of every sketch of the table.
+    pub fn layout(&self) -> SketchLayout {
+        self.layout
+    }
+
     /// Replaces the configuration. `alpha` and `half_life_ms` shape the stored state and must
     /// not change; the prior strength and SLAs may.
     pub fn reconfigure(&mut self, config: ScoringConfig) -> Result<(), Error> {
@@ -260,6 +265,18 @@ impl LaneTable {
             shipments: n,
             lane_weight: w,
         })
+    }
+
+    /// The weight of `key`'s own data in its smoothed transit figures, `n/(n+m)` (1 for a
+    /// carrier-wide key, 0 for a lane without deliveries).
+    pub fn lane_weight(&self, key: LaneKey) -> f64 {
+        if key.is_carrier_wide() {
+            return 1.0;
+        }
+        let n = self
+            .get(key)
+            .map_or(0.0, |l| l.delivered / self.decay.norm());
+        lane_weight(n, self.config.prior_shipments)
     }
 
     /// The lane's transit-time distribution, smoothed like [`Self::estimate`]'s (empty when

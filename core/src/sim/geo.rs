@@ -1,7 +1,6 @@
 //! China's province-level regions (GB/T 2260, `regions.csv`), with what a route needs: where
 //! each capital is, how much parcel traffic it sends, which carrier hubs lie between two regions.
 
-use super::rng::{cumulative, Rng};
 use std::sync::OnceLock;
 
 /// A copy of `shared/data/regions.csv`, kept beside the code so the crate builds on its own;
@@ -52,13 +51,13 @@ const COLD: [u32; 8] = [
 const HUBS: [u32; 10] = [
     420000, 410000, 330000, 440000, 510000, 610000, 320000, 110000, 370000, 500000,
 ];
-/// Where the repair centres are (Shenzhen, Shanghai, Chengdu, Beijing, Wuhan).
-const REPAIR_CENTRES: [u32; 5] = [440000, 310000, 510000, 110000, 420000];
 
 #[derive(Clone, Debug)]
 pub(crate) struct Region {
     /// The six-digit code, e.g. `440000`; events carry `CN-` + this.
     pub code: &'static str,
+    /// Its first two digits, e.g. `44`: what [`crate::scoring::province_of`] reads.
+    pub province: u16,
     pub name_zh: &'static str,
     pub remote: bool,
     pub cold: bool,
@@ -71,12 +70,9 @@ pub(crate) struct Geo {
     /// Great-circle km between capitals, `dist[a * n + b]`.
     dist: Vec<f32>,
     /// Per (origin, dest): the four hubs with the smallest detour, best first.
-    hubs_between: Vec<[u8; 4]>,
-    /// Cumulative parcel-volume weights, for drawing a customer's region.
-    customer_cum: Vec<f64>,
-    /// The repair centre nearest to each region.
-    nearest_centre: Vec<u8>,
-    centres: Vec<u8>,
+    pub(super) hubs_between: Vec<[u8; 4]>,
+    /// Relative parcel volume per region.
+    pub(super) volume: Vec<f64>,
 }
 
 /// A shipment's path: origin, up to two transit hubs, destination (region indexes).
@@ -131,6 +127,7 @@ fn build() -> Geo {
             .expect("regions.csv: region without coordinates in geo.rs");
         regions.push(Region {
             code,
+            province: (num / 10_000) as u16,
             name_zh,
             remote: remote == "1",
             cold: COLD.contains(&num),
@@ -168,22 +165,11 @@ fn build() -> Geo {
             hubs_between.push([cand[0].1, cand[1].1, cand[2].1, cand[3].1]);
         }
     }
-    let centres: Vec<u8> = REPAIR_CENTRES.iter().map(|&c| idx_of(c)).collect();
-    let nearest_centre = (0..n)
-        .map(|r| {
-            *centres
-                .iter()
-                .min_by(|&&x, &&y| dist[r * n + x as usize].total_cmp(&dist[r * n + y as usize]))
-                .expect("centres")
-        })
-        .collect();
     Geo {
         regions,
         dist,
         hubs_between,
-        customer_cum: cumulative(weights),
-        nearest_centre,
-        centres,
+        volume: weights,
     }
 }
 
@@ -197,61 +183,15 @@ impl Geo {
         f64::from(self.dist[a * self.regions.len() + b])
     }
 
-    /// A mail-in repair route: a customer sends to a repair centre (usually the nearest), or a
-    /// repaired device goes back; 55 % of shipments are inbound.
-    pub fn draw_route(&self, rng: &mut Rng) -> Route {
-        let customer = rng.weighted(&self.customer_cum);
-        let centre = if rng.chance(0.8) {
-            self.nearest_centre[customer] as usize
-        } else {
-            self.centres[rng.below(self.centres.len() as u64) as usize] as usize
-        };
-        let (o, d) = if rng.chance(0.55) {
-            (customer, centre)
-        } else {
-            (centre, customer)
-        };
-        let km = self.km(o, d);
-        let k = if o == d {
-            0
-        } else if km < 600.0 {
-            usize::from(rng.chance(0.3))
-        } else if km < 1500.0 {
-            usize::from(rng.chance(0.7))
-        } else {
-            1 + usize::from(rng.chance(0.4))
-        };
-        let best = self.hubs_between[o * self.regions.len() + d];
-        let mut hubs = [best[rng.below(3) as usize], 0];
-        if k == 2 {
-            let mut other = best[rng.below(4) as usize];
-            if other == hubs[0] {
-                other = if best[0] == hubs[0] { best[1] } else { best[0] };
-            }
-            hubs[1] = other;
-            if self.km(o, hubs[1] as usize) < self.km(o, hubs[0] as usize) {
-                hubs.swap(0, 1);
-            }
-        }
-        let mut nodes = [o as u8; 4];
-        nodes[1..=k].copy_from_slice(&hubs[..k]);
-        nodes[k + 1] = d as u8;
-        let (ro, rd) = (&self.regions[o], &self.regions[d]);
-        Route {
-            nodes,
-            n: k as u8 + 2,
-            remote: ro.remote || rd.remote,
-            cold: nodes[..k + 2]
-                .iter()
-                .any(|&r| self.regions[r as usize].cold),
-        }
+    /// The region of a province code (`44`), if the geography has it.
+    pub fn region_of(&self, province: u16) -> Option<usize> {
+        self.regions.iter().position(|r| r.province == province)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::rng::Stream;
 
     #[test]
     fn every_csv_region_has_facts_and_back() {
@@ -281,25 +221,5 @@ mod tests {
             ),
             Err(_) => eprintln!("note: {shared} not found; embedded copy not compared"),
         }
-    }
-
-    #[test]
-    fn routes_are_well_formed() {
-        let g = geo();
-        let mut rng = Rng::derive(5, Stream::Ship, 0);
-        let mut with_hubs = 0;
-        for _ in 0..5000 {
-            let r = g.draw_route(&mut rng);
-            assert!((2..=4).contains(&r.n));
-            let inner = &r.nodes[1..r.n as usize - 1];
-            assert!(inner
-                .iter()
-                .all(|&h| h as usize != r.origin() && h as usize != r.dest()));
-            if inner.len() == 2 {
-                assert_ne!(inner[0], inner[1]);
-            }
-            with_hubs += usize::from(!inner.is_empty());
-        }
-        assert!(with_hubs > 1000, "{with_hubs}");
     }
 }

@@ -161,6 +161,22 @@ fn print_feed_profile() {
         episodes(Metric::BatteryPct, &|v| v < 10.0, 0),
         episodes(Metric::TiltDeg, &|v| v > 60.0, 300_000),
     );
+    // Courier rounds (OUT_FOR_DELIVERY, DELIVERY_FAILED, AVAILABLE_FOR_PICKUP) outside
+    // 07:00–20:00: last miles squeezed into a short transit (see `lastmile.rs`).
+    let rounds = [
+        Status::OutForDelivery,
+        Status::DeliveryFailed,
+        Status::AvailableForPickup,
+    ];
+    let off_hours = scans
+        .values()
+        .filter(|s| {
+            s.iter().any(|(ts, st)| {
+                rounds.contains(st) && !(7.0..20.0).contains(&super::scan::local_hour(*ts))
+            })
+        })
+        .count();
+    println!("shipments with a courier round outside 07:00-20:00: {off_hours}");
     let transit: Vec<f64> = scans
         .values()
         .map(|s| hours(s.last().unwrap().0 - s[0].0))

@@ -12,23 +12,33 @@
 //! - a `shipment` event (carrier, origin/destination region, tier, fragile, repair order,
 //!   declared value) when created; 2 % get a second one in transit (an attribute changed);
 //! - the carrier's scans: INFO_RECEIVED, PICKED_UP (working hours), IN_TRANSIT on arrival at
-//!   and departure from each hub of its route (customer ⇄ nearest repair centre, 0–2 hubs),
-//!   OUT_FOR_DELIVERY, then DELIVERED with a signer, or failed attempts, a parcel-station or
-//!   locker pickup, an EXCEPTION, a return; handling gaps 10 min–3 h, line-haul legs by distance
-//!   (trucks ~65 km/h, SF/JD often by air), overnight waits, rare 6–30 h stalls, lost parcels;
+//!   and departure from each hub of its route (customer ⇄ a depot, usually the nearest, 0–2
+//!   hubs), OUT_FOR_DELIVERY, then DELIVERED with a signer, or failed attempts, a parcel-station
+//!   or locker pickup, an EXCEPTION, a return; handling gaps 10 min–3 h, line-haul legs by
+//!   distance (trucks ~65 km/h, SF/JD often by air), overnight waits, rare 6–30 h stalls, lost
+//!   parcels;
+//! - a ground truth the feed follows exactly ([`Simulator::lane_truths`], `truth.rs`): a
+//!   delivered shipment's DELIVERED − PICKED_UP is a draw from its lane's log-normal (lane =
+//!   carrier, origin province, destination province), with the line haul fitted to it and the
+//!   last mile planned back from the delivery; a shipment is dropped once (one reading above
+//!   3 g) at its carrier's damage rate; stalls come at the carrier's rate;
 //! - for advanced/premium tiers, a tag sampling every 30–120 s from pickup to delivery whose
 //!   readings arrive in gateway uploads of 16–64 (see `sensor.rs`), with drops, heat, cold,
 //!   humidity, tilt and light episodes and a draining battery.
 //!
-//! On the default feed the example rules fire about: dwell-2h 2.4 times per shipment (mostly
-//! line-haul legs, as on a real feed), dwell-24h on 10 % of shipments, shock-3g on 13 %,
-//! heat-35 on 9 %, every other rule on 1–2 %; late carrier feeds retract ~300 dwell alerts.
+//! On the default feed the example rules fire about: dwell-2h 2.7 times per shipment (mostly
+//! line-haul legs, as on a real feed), dwell-24h on 14 % of shipments, shock-3g on 7 %,
+//! heat-35 on 8 %, every other rule on 1–2 %; late carrier feeds retract ~300 dwell alerts.
+//! Over half of the deliveries are collected from a locker or station, as every delivery
+//! outside courier hours is.
 
 mod carrier;
 mod geo;
 mod invalid;
+mod lastmile;
 #[cfg(test)]
 mod measure;
+mod network;
 mod phrases;
 mod queue;
 mod rng;
@@ -38,10 +48,14 @@ mod ship;
 mod simulator;
 #[cfg(test)]
 mod tests;
+mod truth;
+#[cfg(test)]
+mod truth_tests;
 
 pub use carrier::{Carrier, MAX_SHIPMENTS};
 pub use invalid::Defect;
 pub use simulator::Simulator;
+pub use truth::LaneTruth;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Event, EventBatch};
@@ -64,6 +78,13 @@ pub struct SimConfig {
     pub span_ms: i64,
     /// Carriers and their relative share of shipments.
     pub carriers: Vec<(Carrier, f64)>,
+    /// Province codes (`44` for Guangdong, as [`crate::scoring::province_of`] gives) of the
+    /// depots every shipment starts or ends at. Empty: the five default repair centres (44,
+    /// 31, 51, 11, 42). A few depots bound the lanes (carriers × depots × customer provinces
+    /// × 2 directions), so each gets enough shipments to learn from.
+    pub depots: Vec<u16>,
+    /// Province codes of the customers' regions, drawn by parcel volume. Empty: all 31.
+    pub customer_provinces: Vec<u16>,
     /// Share of shipments on a sensor-tagged tier (advanced or premium; basic has no tag).
     pub sensor_share: f64,
     /// Share of sensor-tagged shipments that are premium (their tags add tilt and GPS).
@@ -82,15 +103,17 @@ pub struct SimConfig {
     /// Share of shipments whose carrier feed stalls once: from some scan on, scans are held
     /// back and uploaded 3–12 h late as one batch.
     pub late_feed_rate: f64,
-    /// Share of scan gaps that are long stalls (6–30 h; remote regions up to 2.2× longer).
+    /// Share of scan gaps that are long stalls (6–30 h; remote regions up to 2.2× longer), times
+    /// the carrier's factor (0.6 for SF … 1.3 for STO and EMS; see [`LaneTruth::stall_rate`]).
     pub long_gap_rate: f64,
     /// Share of shipments with an EXCEPTION scan in transit (a fifth of them are returned).
     pub exception_rate: f64,
     /// Share of shipments whose scans stop mid-route (lost parcels: dwell alerts that never
     /// resolve).
     pub lost_rate: f64,
-    /// Multiplier on every sensor anomaly rate (drops, heat, cold, humidity, tilt, light);
-    /// 0 gives a feed without sensor anomalies.
+    /// Multiplier on every sensor anomaly rate (drops, heat, cold, humidity, tilt, light; drops
+    /// are the carriers' damage rates, [`LaneTruth::damage_rate`]); 0 gives a feed without
+    /// sensor anomalies.
     pub anomaly_scale: f64,
 }
 
@@ -114,6 +137,8 @@ impl Default for SimConfig {
                 (Carrier::Sto, 9.0),
                 (Carrier::Dbl, 5.0),
             ],
+            depots: Vec::new(),
+            customer_provinces: Vec::new(),
             sensor_share: 0.55,
             premium_share: 0.4,
             fragile_rate: 0.3,
@@ -158,6 +183,23 @@ impl SimConfig {
             return bad(
                 "carriers",
                 "needs at least one carrier and finite weights >= 0, not all 0",
+            );
+        }
+        let g = geo::geo();
+        if self.depots.len() > 64 || self.depots.iter().any(|&p| g.region_of(p).is_none()) {
+            return bad(
+                "depots",
+                "must be at most 64 province codes of mainland China (11..65)",
+            );
+        }
+        if self
+            .customer_provinces
+            .iter()
+            .any(|&p| g.region_of(p).is_none())
+        {
+            return bad(
+                "customer_provinces",
+                "must be province codes of mainland China (11..65)",
             );
         }
         let rates = [

@@ -24,6 +24,10 @@ pub(crate) enum Stream {
     Ship = 4,
     Scan = 5,
     Sensor = 6,
+    /// The ground truth's per-lane factors (`truth.rs`).
+    Truth = 7,
+    /// A shipment's last mile, seeded by its pickup and delivery times (`lastmile.rs`).
+    Tail = 8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +81,13 @@ impl Rng {
     #[inline]
     pub(crate) fn noise(&mut self, sd: f64) -> f64 {
         (self.unit() + self.unit() + self.unit() - 1.5) * 2.0 * sd
+    }
+
+    /// Standard normal (Box–Muller; unbounded, unlike [`Rng::noise`]).
+    #[inline]
+    pub(crate) fn normal(&mut self) -> f64 {
+        let r = (-2.0 * (1.0 - self.unit()).ln()).sqrt();
+        r * (std::f64::consts::TAU * self.unit()).cos()
     }
 
     /// Exponentially distributed with the given mean.

@@ -32,8 +32,8 @@ pub(crate) struct SensorParams {
     pub out_of_order_rate: f64,
 }
 
-// Anomaly rates at scale 1: per reading for shocks, per burst for episodes.
-const DROP_RATE: f64 = 0.0015;
+// Anomaly rates at scale 1: per reading for knocks, per burst for episodes. Drops (above 3 g)
+// are not drawn here but per shipment, at the carrier's true damage rate (`truth.rs`).
 const KNOCK_RATE: f64 = 0.005;
 const HEAT_RATE: f64 = 0.04;
 const COLD_RATE: f64 = 0.01;
@@ -64,7 +64,12 @@ pub(crate) struct SensorGen {
     humid_base: f32,
     /// Premium tags also report tilt and GPS.
     premium: bool,
+    /// The burst that records the parcel's drop (`NO_DROP`: none); if the tag stops uploading
+    /// before it, the last burst does.
+    drop_burst: u32,
 }
+
+const NO_DROP: u32 = u32::MAX;
 
 #[inline]
 fn round_to(x: f64, scale: f64) -> f64 {
@@ -115,7 +120,15 @@ impl Episode {
 
 impl SensorGen {
     /// `readings_per_ms`: the reading budget per millisecond of transit (0 = no readings).
-    pub fn new(mut rng: Rng, s: &Summary, premium: bool, readings_per_ms: f64) -> SensorGen {
+    /// `dropped`: the parcel is dropped once, which the tag records as one reading above 3 g
+    /// if it uploads at all.
+    pub fn new(
+        mut rng: Rng,
+        s: &Summary,
+        premium: bool,
+        readings_per_ms: f64,
+        dropped: bool,
+    ) -> SensorGen {
         let t_pick = s.t_pick;
         let t_end = if s.terminal {
             s.t_last
@@ -134,6 +147,11 @@ impl SensorGen {
         let temp_base = rng.uniform(12.0, 28.0) as f32;
         let temp_amp = rng.uniform(2.0, 6.0) as f32;
         let humid_base = rng.uniform(35.0, 70.0) as f32;
+        let drop_burst = if dropped && bursts > 0 {
+            rng.below(u64::from(bursts)) as u32
+        } else {
+            NO_DROP
+        };
         SensorGen {
             rng,
             t_pick,
@@ -152,6 +170,7 @@ impl SensorGen {
             temp_amp,
             humid_base,
             premium,
+            drop_burst,
         }
     }
 
@@ -205,9 +224,8 @@ impl SensorGen {
             }
             let mut m = [f64::NAN; N_METRICS];
             let u = rng.unit();
-            let shock = if rng.chance(DROP_RATE * a) {
-                3.0 + 9.0 * u * u
-            } else if rng.chance(KNOCK_RATE * a) {
+            // Below 3 g (rounded, at most 3.00): only a drop crosses the shock rules' 3 g.
+            let shock = if rng.chance(KNOCK_RATE * a) {
                 1.5 + 1.5 * u
             } else {
                 0.1 + 1.4 * u * u
@@ -270,6 +288,15 @@ impl SensorGen {
         }
         if n > 0 {
             self.last_ts = buf[n - 1].ts;
+        }
+        // The drop, in its burst or, if no burst follows this one, here. (A later burst starts
+        // before `t_end` unless the bursts ran out or this one reached `t_end`: see `plan`.)
+        let last = self.burst >= self.bursts || self.last_ts + self.interval >= self.t_end;
+        if self.drop_burst != NO_DROP && n > 0 && (self.burst > self.drop_burst || last) {
+            let j = self.rng.below(n as u64) as usize;
+            let u = self.rng.unit();
+            buf[j].metrics[Metric::ShockG as usize] = round_to(3.2 + 8.8 * u * u, 100.0);
+            self.drop_burst = NO_DROP;
         }
         // At-least-once gateways reorder now and then: a reading arrives after its successor.
         if p.out_of_order_rate > 0.0 {

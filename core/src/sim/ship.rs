@@ -119,7 +119,7 @@ impl Simulator {
         self.now = ts;
         let mut r = Rng::derive(seed, Stream::Ship, idx);
         let carrier = self.cfg.carriers[r.weighted(&self.carrier_cum)].0;
-        let route = self.geo.draw_route(&mut r);
+        let route = self.geo.draw_route(&self.net, &mut r);
         let tier = if !r.chance(self.cfg.sensor_share) {
             Tier::Basic
         } else if r.chance(self.cfg.premium_share) {
@@ -132,13 +132,17 @@ impl Simulator {
             fragile: r.chance(self.cfg.fragile_rate),
             declared_yuan: declared_value(tier, &mut r),
         };
+        // Dropped in transit: the tag, if any, records it (whatever the tier: the truth is the
+        // carrier's, per shipment).
+        let dropped = r.chance(self.truth.damage(carrier));
         let ctx = ScanCtx {
             geo: self.geo,
             route,
             carrier,
             params: &self.scan_params,
         };
-        let mut scan = ScanGen::new(Rng::derive(seed, Stream::Scan, idx), ts, &ctx);
+        let lane = self.truth.lane(carrier, route.origin(), route.dest());
+        let mut scan = ScanGen::new(Rng::derive(seed, Stream::Scan, idx), ts, &ctx, lane);
         let summary: Summary = scan.summarize(&ctx);
         let (hold_from, hold_ms) = if summary.n_scans > 3 && r.chance(self.cfg.late_feed_rate) {
             (
@@ -174,6 +178,7 @@ impl Simulator {
             &summary,
             tier == Tier::Premium,
             rate,
+            dropped,
         );
         let pending = scan
             .next(&ctx)

@@ -7,11 +7,13 @@
 use super::carrier::Carrier;
 use super::geo::{geo, Geo};
 use super::invalid;
+use super::network::Network;
 use super::queue::RadixHeap;
 use super::rng::{cumulative, Rng, Stream};
 use super::scan::{ScanCtx, ScanGen, ScanParams, HOUR};
 use super::sensor::{Reading, SensorParams, MAX_BURST};
 use super::ship::{Ship, Tag};
+use super::truth::Truth;
 use super::SimConfig;
 use crate::error::Result;
 use crate::event::{Event, EventBatch, Signer};
@@ -46,6 +48,10 @@ pub(super) enum Active {
 pub struct Simulator {
     pub(super) cfg: SimConfig,
     pub(super) geo: &'static Geo,
+    pub(super) net: Network,
+    /// [`Network::route_shares`] of `net`.
+    pub(super) route_share: Vec<f64>,
+    pub(super) truth: Truth,
     pub(super) carrier_cum: Vec<f64>,
     pub(super) scan_params: ScanParams,
     pub(super) sensor_params: SensorParams,
@@ -110,9 +116,11 @@ impl Simulator {
     pub fn try_new(cfg: SimConfig) -> Result<Simulator> {
         cfg.validate()?;
         let geo = geo();
+        let net = geo.network(&cfg.depots, &cfg.customer_provinces);
+        let truth = Truth::new(cfg.seed, geo, cfg.long_gap_rate, cfg.anomaly_scale);
         let carrier_cum = cumulative(cfg.carriers.iter().map(|c| c.1));
         let scan_params = ScanParams {
-            long_gap_rate: cfg.long_gap_rate,
+            stall_rate: truth.stall_rates(),
             exception_rate: cfg.exception_rate,
             lost_rate: cfg.lost_rate,
         };
@@ -120,7 +128,8 @@ impl Simulator {
             anomaly_scale: cfg.anomaly_scale,
             out_of_order_rate: cfg.out_of_order_rate,
         };
-        let (scans_per_ship, transit_ms) = calibrate(&cfg, geo, &carrier_cum, &scan_params);
+        let (scans_per_ship, transit_ms) =
+            calibrate(&cfg, geo, &net, &truth, &carrier_cum, &scan_params);
         let valid_target = cfg.events as f64 / (1.0 + cfg.duplicate_rate);
         let left = valid_target - cfg.shipments as f64 * (1.0 + cfg.update_rate + scans_per_ship);
         let tag_ms = cfg.shipments as f64 * cfg.sensor_share * transit_ms;
@@ -136,6 +145,9 @@ impl Simulator {
         scratch.shipment.reserve(16);
         let mut sim = Simulator {
             geo,
+            route_share: net.route_shares(),
+            net,
+            truth,
             carrier_cum,
             scan_params,
             sensor_params,
@@ -318,6 +330,8 @@ impl Simulator {
 fn calibrate(
     cfg: &SimConfig,
     geo: &'static Geo,
+    net: &Network,
+    truth: &Truth,
     carrier_cum: &[f64],
     p: &ScanParams,
 ) -> (f64, f64) {
@@ -325,17 +339,19 @@ fn calibrate(
     let (mut scans, mut transit) = (0.0, 0.0);
     for i in 0..CALIBRATION_SHIPMENTS {
         let carrier = cfg.carriers[r.weighted(carrier_cum)].0;
-        let route = geo.draw_route(&mut r);
+        let route = geo.draw_route(net, &mut r);
         let ctx = ScanCtx {
             geo,
             route,
             carrier,
             params: p,
         };
+        let lane = truth.lane(carrier, route.origin(), route.dest());
         let s = ScanGen::new(
             Rng::derive(cfg.seed, Stream::Calibrate, i + 1),
             cfg.start_ms,
             &ctx,
+            lane,
         )
         .summarize(&ctx);
         scans += f64::from(s.n_scans);

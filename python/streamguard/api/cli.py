@@ -8,12 +8,13 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from streamguard.bus.plane import DEFAULT_DEPOT_REGION, ControlConfig
-from streamguard.bus.webhooks import WebhookSettings
-from streamguard.keys import Keys
+from streamguard.domain.regions import DEFAULT_DEPOT_REGION
 from streamguard.stack import CONTROL_USER, NatsCredentials, load_credentials
+
+if TYPE_CHECKING:
+    from streamguard.bus.plane import ControlConfig
 
 __all__ = ["DEFAULT_API_PORT", "add_api_parser", "api_port", "cmd_api", "control_config"]
 
@@ -45,6 +46,12 @@ def control_config(
     """Credentials: ``user``/``password`` if given, else the stack's stored ``control`` user
     under ``var_dir`` when it exists, else none (an open server). Webhook delivery settings
     come from ``$STREAMGUARD_WEBHOOK_*`` (see :class:`WebhookSettings`)."""
+    # Here, not at the top: the control plane's imports (NATS, Litestar's neighbours) would
+    # slow every `streamguard` command, the engine's restarts among them.
+    from streamguard.bus.plane import ControlConfig
+    from streamguard.bus.webhooks import WebhookSettings
+    from streamguard.keys import Keys
+
     creds: NatsCredentials | None = None
     if user:
         creds = NatsCredentials(user, password or os.environ.get("STREAMGUARD_NATS_PASSWORD", ""))

@@ -13,14 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
-import msgspec
 from nats.js import JetStreamContext
 
-from streamguard import _core
 from streamguard.bus.kv import bucket
-from streamguard.domain.returns import LaneEstimate
+from streamguard.domain.returns import LaneEstimate, LaneTableSource
+from streamguard.lanes import LaneTable, merge_tables
 
 __all__ = ["LANES_BUCKET", "LaneWatch"]
 
@@ -39,7 +37,7 @@ class LaneWatch:
         self._js = js
         self._task: asyncio.Task[None] | None = None
         self.tables: dict[str, bytes] = {}
-        self._merged: Any = None
+        self._merged: LaneTable | None = None
 
     @classmethod
     def start(cls, js: JetStreamContext) -> LaneWatch:
@@ -48,31 +46,20 @@ class LaneWatch:
         return watch
 
     def estimate(self, carrier: str, origin: str, dest: str) -> LaneEstimate | None:
-        merged = self._merged
-        if merged is None:
-            return None
-        found = merged.estimate(carrier, origin, dest)
-        return None if found is None else msgspec.convert(found, LaneEstimate)
+        return LaneTableSource(self._merged).estimate(carrier, origin, dest)
 
     def update(self, key: str, value: bytes | None) -> None:
         """Take one worker's table (``None``: the worker's key was deleted) and re-merge."""
         if value:
             try:
-                _core.LaneTable.from_bytes(value)
+                LaneTable.from_bytes(value)
             except Exception as e:
                 log.error("lane table of %s refused, the previous stays: %s", key, e)
                 return
             self.tables[key] = value
         else:
             self.tables.pop(key, None)
-        merged = None
-        for raw in self.tables.values():
-            table = _core.LaneTable.from_bytes(raw)
-            if merged is None:
-                merged = table
-            else:
-                merged.merge(table)
-        self._merged = merged
+        self._merged = merge_tables(self.tables.values()) if self.tables else None
 
     async def _run(self) -> None:
         while True:

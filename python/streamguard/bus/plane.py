@@ -38,7 +38,7 @@ from streamguard.bus.projector import Projector
 from streamguard.bus.returns import RETURNS_DURABLE, returns_handler
 from streamguard.bus.tariffs import TariffWatch
 from streamguard.bus.webhooks import WebhookSettings
-from streamguard.domain.regions import check_region
+from streamguard.domain.regions import DEFAULT_DEPOT_REGION, check_region
 from streamguard.domain.signoffs import PlatformSigner
 from streamguard.errors import NatsError
 from streamguard.keys import Keys
@@ -47,8 +47,6 @@ from streamguard.store.store import Store
 
 __all__ = ["DEFAULT_DEPOT_REGION", "ControlConfig", "ControlPlane", "now_ms"]
 
-#: Where the depot is when nobody says: Shenzhen.
-DEFAULT_DEPOT_REGION = "CN-440300"
 EVENTS_STREAM = "SG_EVENTS"
 ALERTS_STREAM = "SG_ALERTS"
 

@@ -8,7 +8,17 @@ import functools
 from dataclasses import dataclass
 from importlib import resources
 
-__all__ = ["REGION_PATTERN", "Province", "check_region", "province_of", "provinces"]
+__all__ = [
+    "DEFAULT_DEPOT_REGION",
+    "REGION_PATTERN",
+    "Province",
+    "check_region",
+    "province_of",
+    "provinces",
+]
+
+#: Where the depot is when nobody says: Shenzhen.
+DEFAULT_DEPOT_REGION = "CN-440300"
 
 
 def _pattern() -> str:

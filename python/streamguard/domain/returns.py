@@ -15,6 +15,7 @@ falls back to the tariff's nominal ``sla_days`` and a neutral quality.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -33,6 +34,7 @@ __all__ = [
     "Choice",
     "LaneEstimate",
     "LaneSource",
+    "LaneTableSource",
     "Override",
     "OverrideRefused",
     "ReturnRequest",
@@ -148,6 +150,26 @@ class LaneSource(Protocol):
     carrier has no data at all."""
 
     def estimate(self, carrier: str, origin: str, dest: str) -> LaneEstimate | None: ...
+
+
+class _Estimates(Protocol):
+    def estimate(self, carrier: str, origin: str, dest: str) -> Mapping[str, Any] | None: ...
+
+
+class LaneTableSource:
+    """A :class:`LaneSource` over the engine's lane table (``streamguard.LaneTable``, or
+    anything whose ``estimate`` gives the same mapping); ``None`` gives no statistics."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: _Estimates | None) -> None:
+        self.table = table
+
+    def estimate(self, carrier: str, origin: str, dest: str) -> LaneEstimate | None:
+        if self.table is None:
+            return None
+        found = self.table.estimate(carrier, origin, dest)
+        return None if found is None else msgspec.convert(found, LaneEstimate)
 
 
 class CarrierOption(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,7 +9,8 @@ invalid events.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -31,9 +32,21 @@ class Simulator:
     ``events`` valid events over ``shipments`` shipments; about ``invalid_rate`` of the inputs
     are invalid (carried by JSON output only: binary formats cannot hold undecodable bytes).
     Event time starts at ``start_ms`` (UTC ms; default a fixed date, so feeds are reproducible).
+    Every shipment starts or ends at one of the ``depots`` (region codes such as ``"CN-44"``;
+    default five repair centres) and its customer is in one of ``customer_provinces`` (default
+    all 31): a few of each bound the lanes, so each gets enough shipments to learn from.
     """
 
-    __slots__ = ("_sim", "events", "invalid_rate", "seed", "shipments", "start_ms")
+    __slots__ = (
+        "_sim",
+        "customer_provinces",
+        "depots",
+        "events",
+        "invalid_rate",
+        "seed",
+        "shipments",
+        "start_ms",
+    )
 
     def __init__(
         self,
@@ -42,13 +55,24 @@ class Simulator:
         events: int = 100_000,
         invalid_rate: float = 0.001,
         start_ms: int | None = None,
+        *,
+        depots: Sequence[str] | None = None,
+        customer_provinces: Sequence[str] | None = None,
     ) -> None:
         self.seed = seed
         self.shipments = shipments
         self.events = events
         self.invalid_rate = invalid_rate
         self.start_ms = start_ms
-        self._sim = _core.Simulator(seed, shipments, events, invalid_rate, start_ms)
+        self.depots = None if depots is None else list(depots)
+        self.customer_provinces = None if customer_provinces is None else list(customer_provinces)
+        # Only what was given: the defaults live in Rust.
+        lanes: dict[str, list[str]] = {}
+        if self.depots is not None:
+            lanes["depots"] = self.depots
+        if self.customer_provinces is not None:
+            lanes["customer_provinces"] = self.customer_provinces
+        self._sim = _core.Simulator(seed, shipments, events, invalid_rate, start_ms, **lanes)
 
     def next_chunk(self, max_events: int, format: str = "json") -> bytes | None:
         """The next up to ``max_events`` events in ``format``; None once the feed is exhausted."""
@@ -67,6 +91,14 @@ class Simulator:
         per kind in first-seen order)."""
         while (batches := self._sim.next_record_batches(max_events)) is not None:
             yield from batches
+
+    def lane_truths(self) -> list[dict[str, Any]]:
+        """The ground truth the feed follows, one dict per lane it uses: ``carrier``, ``origin``
+        and ``dest`` (province, e.g. ``"CN-44"``), ``p50_ms`` and ``p90_ms`` (true transit time
+        PICKED_UP → DELIVERED), ``sigma`` (log-sd of that log-normal), ``damage_rate`` (chance a
+        shipment is dropped: one sensor reading above 3 g), ``stall_rate`` (chance a scan gap is
+        a 6-30 h stall) and ``share`` (of the feed's shipments)."""
+        return self._sim.lane_truths()
 
     @property
     def events_emitted(self) -> int:

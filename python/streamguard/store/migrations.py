@@ -57,6 +57,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(4, "claims: claim events", (ct.CLAIM_EVENTS_DDL, ct.CLAIMS_LATEST_DDL)),
     Migration(5, "webhooks: delivery attempts", (wt.WEBHOOK_ATTEMPTS_DDL,)),
+    Migration(
+        6,
+        "carrier scoring: shipment scores",
+        (t.SHIPMENT_SCORES_DDL, t.SHIPMENT_SCORES_LATEST_DDL),
+    ),
 )
 
 

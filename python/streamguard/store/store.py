@@ -270,6 +270,11 @@ class Store:
         """Insert an alert batch (the engine's schema) into ``alerts``."""
         self.insert_arrow(t.ALERTS, t.alerts_for_storage(batch), token)
 
+    def insert_scores(self, batch: pa.RecordBatch, token: str) -> None:
+        """Insert a batch of shipment scores (``Engine.scores()``, or a live engine's item)
+        into ``shipment_scores``."""
+        self.insert_arrow(t.SHIPMENT_SCORES, batch, token)
+
     def insert_dead_letters(
         self,
         rows: pa.RecordBatch | Iterable[t.DeadLetterLike | tuple[str, str, bytes]],

@@ -1,7 +1,8 @@
 """The ClickHouse tables, as DDL, and the Arrow shapes that go into them.
 
 Column names and order follow the engine's Arrow schemas (``core/src/event/arrow/write.rs`` for
-events, ``core/src/engine/alert.rs`` for alerts), so a batch goes in with ``insert_arrow``
+events, ``core/src/engine/alert.rs`` for alerts, ``core/src/engine/score.rs`` for shipment
+scores), so a batch goes in with ``insert_arrow``
 unchanged; ClickHouse matches columns by name. The one conversion is the alerts' ``ts`` columns:
 the engine writes them as Int64 ms, and ClickHouse's Arrow reader does not read an Int64 into a
 ``DateTime64`` as milliseconds, so they are re-typed (``Array.view``, zero copy) to
@@ -33,6 +34,7 @@ __all__ = [
     "SCANS",
     "SENSOR_READINGS",
     "SHIPMENTS",
+    "SHIPMENT_SCORES",
     "DeadLetterLike",
     "alerts_for_storage",
     "dead_letters_batch",
@@ -47,6 +49,7 @@ SHIPMENTS = "shipments"
 ALERTS = "alerts"
 DEAD_LETTERS = "dead_letters"
 ENGINE_STATS = "engine_stats"
+SHIPMENT_SCORES = "shipment_scores"
 MIGRATIONS_TABLE = "schema_migrations"
 
 #: The engine's event kind (schema metadata ``streamguard.kind``) -> its table.
@@ -62,6 +65,7 @@ RETAINED_TABLES: Mapping[str, str] = {
     SENSOR_READINGS: "ts",
     DEAD_LETTERS: "received",
     ENGINE_STATS: "ts",
+    SHIPMENT_SCORES: "ts",
 }
 
 #: Inserts remembered per table for deduplication. A batch spanning k days is k blocks, so this
@@ -238,6 +242,36 @@ PARTITION BY toYYYYMM(ts)
 ORDER BY (worker, ts)
 {_ttl("ts")}
 SETTINGS {_DEDUP}
+"""
+
+# A shipment's ETA, delay and damage risk each time they changed materially (issue 7); the
+# engine writes timestamps as timestamp[ms, UTC], so a batch goes in unchanged. Derived data,
+# so it expires with the events it was derived from.
+SHIPMENT_SCORES_DDL = f"""
+CREATE TABLE IF NOT EXISTS {SHIPMENT_SCORES} (
+    shipment String {Z},
+    ts {EVENT_TS},
+    carrier LowCardinality(String),
+    origin LowCardinality(String),
+    dest LowCardinality(String),
+    eta_p50 Nullable({TS}),
+    eta_p90 Nullable({TS}),
+    delay_risk Nullable(Float64),
+    damage_risk Float64,
+    shock_episodes UInt32,
+    delivered Bool
+)
+ENGINE = MergeTree
+PARTITION BY toDate(ts)
+ORDER BY (shipment, ts)
+{_ttl("ts")}
+SETTINGS {_DEDUP}, ttl_only_drop_parts = 1
+"""
+
+# Each shipment's latest score.
+SHIPMENT_SCORES_LATEST_DDL = f"""
+CREATE VIEW IF NOT EXISTS shipment_scores_latest AS
+SELECT * FROM {SHIPMENT_SCORES} ORDER BY shipment, ts DESC LIMIT 1 BY shipment
 """
 
 # Not a migration: the ledger migrations are recorded in. A re-recorded version is dropped by

@@ -1,11 +1,11 @@
 """The storage writer of the live engine: takes what the engine evaluated and stores it.
 
 The engine hands over *items*: the events it accepted from a run of consecutive NATS messages
-(pyarrow batches, each with ``seq`` and ``idx``, the event's key), the alert records and the
-dead letters of that run. Each part is inserted with a deduplication token made of the item's
-sequence range, so an item stored again after a crash leaves no duplicate; only then does the
-engine ack the messages. A failing insert is retried, never skipped: meanwhile the engine's
-queue fills and its input backs off.
+(pyarrow batches, each with ``seq`` and ``idx``, the event's key), the alert records, the
+shipment scores and the dead letters of that run. Each part is inserted with a deduplication
+token made of the item's sequence range, so an item stored again after a crash leaves no
+duplicate; only then does the engine ack the messages. A failing insert is retried, never
+skipped: meanwhile the engine's queue fills and its input backs off.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ def store_item(store: Store, item: dict[str, Any]) -> tuple[int, int]:
     if item["alerts"] is not None:
         store.insert_alerts(item["alerts"], f"{token}:alerts")
         rows += item["alerts"].num_rows
+    if item.get("scores") is not None:
+        store.insert_scores(item["scores"], f"{token}:scores")
+        rows += item["scores"].num_rows
     if item["dead"]:
         batch = t.dead_letters_from_messages(item["dead"], time.time_ns() // 1_000_000)
         store.insert_arrow(t.DEAD_LETTERS, batch, f"{token}:dead")

@@ -66,11 +66,13 @@ fn reborn(e: &Engine) -> Engine {
     r
 }
 
-/// Stats but `state_bytes`: that is allocated capacity (Vec growth, hash-table tombstones),
-/// not evaluation state, and a restored engine allocates to fit.
+/// Stats but `state_bytes` and `lane_bytes`: that is allocated capacity (Vec growth,
+/// hash-table tombstones, lane models), not evaluation state, and a restored engine allocates
+/// to fit.
 fn counted(e: &Engine) -> Stats {
     Stats {
         state_bytes: 0,
+        lane_bytes: 0,
         ..e.stats()
     }
 }
@@ -240,7 +242,7 @@ fn truncated_snapshots_are_decode_errors() {
     // Past the checksum, the reader itself refuses to read beyond the end, naming the section.
     let mut short = bytes[..bytes.len() - 1].to_vec();
     reseal(&mut short);
-    assert!(decode_error(&short).contains("truncated in timers"));
+    assert!(decode_error(&short).contains("truncated in scoring"));
     longer = bytes;
     longer.push(0);
     reseal(&mut longer);
@@ -273,9 +275,9 @@ fn wrong_magic_and_version_are_named() {
         "snapshot: not a StreamGuard snapshot (bad magic)"
     );
     let mut bytes = sample();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     assert_eq!(
         decode_error(&bytes),
-        "snapshot: format version 2 is not supported (this build reads 1)"
+        "snapshot: format version 3 is not supported (this build reads 1 to 2)"
     );
 }

@@ -18,7 +18,8 @@ impl Worker<'_> {
             if w > self.engine.stats().watermark {
                 self.engine.advance_watermark(w, &mut self.alerts);
                 self.dirty = true;
-                if !self.alerts.is_empty() {
+                self.lanes.dirty = true;
+                if !self.alerts.is_empty() || !self.engine.scores().is_empty() {
                     self.publish_outputs(self.pos.last_seq, "").await?;
                     self.await_acks().await?;
                 }
@@ -55,7 +56,8 @@ impl Worker<'_> {
         if w > self.engine.stats().watermark {
             self.engine.advance_watermark(w, &mut self.alerts);
             self.dirty = true;
-            if !self.alerts.is_empty() {
+            self.lanes.dirty = true;
+            if !self.alerts.is_empty() || !self.engine.scores().is_empty() {
                 self.publish_outputs(self.pos.last_seq, "").await?;
                 self.await_acks().await?;
             }

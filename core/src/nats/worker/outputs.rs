@@ -1,18 +1,45 @@
-//! The worker's outputs: alert records and dead letters published to JetStream, their
-//! PubAcks awaited (bounded in flight, retried when slow), and skipped when re-processing finds
-//! them already published.
+//! The worker's outputs: alert records, dead letters and score records published to
+//! JetStream, their PubAcks awaited (bounded in flight, retried when slow), and skipped when
+//! re-processing finds them already published; and the lane table put in KV `sg_lanes`.
 
 use super::{Worker, MAX_IN_FLIGHT, PUBLISH_ATTEMPTS};
 use crate::error::Error;
 use crate::nats::setup::nats_err;
 use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::kv;
 use async_nats::jetstream::message::PublishMessage;
 use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Instant;
 
 #[derive(Clone, Copy)]
 pub(super) enum Out {
     Alert,
     Dead,
+    Score,
+}
+
+/// Publishing the lane table to KV `sg_lanes`.
+pub(super) struct LanesSide {
+    kv: Option<kv::Store>,
+    /// The server's largest message: a bigger table is reported, not sent.
+    max_payload: usize,
+    /// Input was evaluated since the last put.
+    pub dirty: bool,
+    last: Option<Instant>,
+    buf: Vec<u8>,
+}
+
+impl LanesSide {
+    pub fn new(kv: Option<kv::Store>, max_payload: usize) -> LanesSide {
+        LanesSide {
+            kv,
+            max_payload,
+            dirty: false,
+            last: None,
+            buf: Vec::new(),
+        }
+    }
 }
 
 /// An output awaiting its PubAck, kept whole so it can be sent again.
@@ -24,7 +51,8 @@ pub(super) struct Pending {
 }
 
 impl Worker<'_> {
-    /// Send the pending alert records and dead letters (of input `seq`, for dead letters' ids).
+    /// Send the pending alert records, dead letters (of input `seq`, for dead letters' ids) and
+    /// score records.
     pub(super) async fn publish_outputs(&mut self, seq: u64, subject: &str) -> Result<(), Error> {
         let alerts = std::mem::take(&mut self.alerts);
         if let Some(st) = self.store.as_mut() {
@@ -74,6 +102,79 @@ impl Worker<'_> {
         }
         self.dead = dead;
         self.dead.clear();
+
+        self.engine.take_scores(&mut self.scores);
+        let scores = std::mem::take(&mut self.scores);
+        if let Some(st) = self.store.as_mut() {
+            st.item.scores.extend(scores.iter().cloned());
+        }
+        for r in &scores {
+            let id = r.msg_id();
+            self.json.clear();
+            r.write_json(&mut self.json);
+            let msg = PublishMessage::build()
+                .payload(Bytes::copy_from_slice(&self.json))
+                .message_id(&id)
+                .header("Content-Type", "application/json");
+            // Shipment keys are printable ASCII; one that is no subject token is sent under
+            // its hex form, so every record still lands in the stream.
+            let subject = if crate::nats::subjects::is_token(r.shipment.as_bytes()) {
+                format!("sg.score.{}", r.shipment)
+            } else {
+                format!("sg.score.x{}", hex(r.shipment.as_bytes()))
+            };
+            self.send_output(Out::Score, subject, msg).await?;
+            self.scores_published += 1;
+        }
+        self.scores = scores;
+        self.scores.clear();
+        Ok(())
+    }
+
+    /// Put the lane table in KV `sg_lanes` if input was evaluated since the last put and the
+    /// checkpoint interval has passed (or `force`). A table larger than the server's message
+    /// limit is reported in the status, not sent.
+    pub(super) async fn maybe_publish_lanes(&mut self, force: bool) -> Result<(), Error> {
+        let due = self
+            .lanes
+            .last
+            .is_none_or(|t| t.elapsed() >= self.cfg.checkpoint_every);
+        if self.lanes.kv.is_none() || !self.lanes.dirty || !(force || due) {
+            return Ok(());
+        }
+        let side = &mut self.lanes;
+        side.buf.clear();
+        if !self.engine.encode_lanes(&mut side.buf) {
+            return Ok(());
+        }
+        side.dirty = false;
+        side.last = Some(Instant::now());
+        if side.buf.len() > side.max_payload {
+            let text = format!(
+                "lane table of {} bytes exceeds the server's max_payload of {} bytes: \
+                 not put in KV",
+                side.buf.len(),
+                side.max_payload
+            );
+            self.status.update(|s| s.lanes_error = Some(text));
+            return Ok(());
+        }
+        let bytes = Bytes::copy_from_slice(&side.buf);
+        if let Some(kv) = &side.kv {
+            kv.put(&self.cfg.durable, bytes.clone())
+                .await
+                .map_err(|e| {
+                    nats_err(
+                        format!("cannot put the lane table in KV {}", super::LANES_BUCKET),
+                        e,
+                    )
+                })?;
+        }
+        let table = Arc::new(bytes.to_vec());
+        self.status.update(|s| {
+            s.lanes = Some(table);
+            s.lanes_error = None;
+        });
         Ok(())
     }
 
@@ -157,7 +258,13 @@ impl Worker<'_> {
         match p.out {
             Out::Alert => self.pos.alerts_seq = self.pos.alerts_seq.max(ack.sequence),
             Out::Dead => self.pos.dlq_seq = self.pos.dlq_seq.max(ack.sequence),
+            // Not read back on recovery (see `worker.rs`): no position to keep.
+            Out::Score => {}
         }
         Ok(())
     }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
