@@ -435,3 +435,37 @@ def test_constraints_outrank_every_learned_score() -> None:
     assert (
         engine.score_carriers("CN-310115", "CN-110105", 10_000, weights=TIME_ONLY).chosen == "STO"
     )
+
+
+def test_quality_ranks_by_incidents_above_the_rules_baseline() -> None:
+    """Both carriers stall past dwell-2h on every journey (the rules' routine baseline); JD's
+    parcels are also dropped once each. Quality tells them apart: the cleaner one scores 1."""
+    engine = Engine(example_rules())
+    for carrier in ("SF", "JD"):
+        for k in range(30):
+            ship, t = f"{carrier}{k:04}", T0 + k * HOUR
+            events = journey(ship, t, 30 * HOUR, carrier)
+            if carrier == "JD":
+                shock = {"kind": "sensor", "shipment": ship, "device": f"d-{ship}", "shock_g": 9.0}
+                events.insert(2, {**shock, "ts": t + 3 * HOUR})
+            engine.process(ndjson(events))
+    lanes = engine.lanes()
+    sf, jd = (lanes.estimate(c, "CN-310115", "CN-110105") for c in ("SF", "JD"))
+    assert sf is not None
+    assert jd is not None
+    assert sf["dwell_per_shipment"] == pytest.approx(jd["dwell_per_shipment"])
+    assert sf["dwell_per_shipment"] > 0.5
+    # One drop per JD parcel: 1 per shipment, up to the decay between the drop and the
+    # delivery it is counted against (27 h of a 14-day half-life: 2^(-27/336) = 0.946).
+    assert sf["shock_per_shipment"] == 0.0
+    assert jd["shock_per_shipment"] == pytest.approx(2 ** (-27 / 336), rel=0.01)
+    choice = engine.score_carriers(
+        "CN-310115", "CN-110105", 50_000, weights=Weights(cost=0, time=0, coverage=0, quality=1)
+    )
+    assert choice.chosen == "SF"
+    scores = {o.carrier: o.scores["quality"] for o in choice.options}
+    x_sf, x_jd = (e["dwell_per_shipment"] + e["shock_per_shipment"] for e in (sf, jd))
+    assert scores["SF"] == 1.0
+    assert scores["JD"] == pytest.approx((1 + 4 * x_sf) / (1 + 4 * x_jd), abs=1e-4)
+    assert scores["JD"] < 0.8
+    assert scores["EMS"] == 0.5  # no data: neutral

@@ -374,7 +374,7 @@ impl<'a> LaneView<'a> {
             delay_risk: self.delay_given(elapsed, alive),
             damage_risk: damage_risk(shock_episodes, fragile),
         };
-        if !materially_changed(last, &score) {
+        if !materially_changed(last, &score, now_ts) {
             return None;
         }
         score.eta = self.eta_given(pickup_ts, elapsed, (alive, at));

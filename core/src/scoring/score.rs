@@ -5,8 +5,11 @@ use super::lane::LaneEstimate;
 use super::transit::Transit;
 use serde::{Deserialize, Serialize};
 
-/// Publish when the ETA moves by at least this (30 min).
+/// Publish when the ETA moves by at least this (30 min) ...
 pub const ETA_MATERIAL_MS: i64 = 30 * 60_000;
+/// ... and by at least this share of the time still to go until the last published ETA: a
+/// parcel due in three days moving by 30 min is noise, one due in two hours is not.
+pub const ETA_MATERIAL_SHARE: i64 = 10;
 /// Publish when a risk moves by at least this.
 pub const RISK_MATERIAL: f64 = 0.05;
 /// Probability that one shock episode damages a non-fragile device.
@@ -92,12 +95,16 @@ pub struct Score {
     pub damage_risk: f64,
 }
 
-/// Whether `new` differs enough from the last published `old` to publish: the ETA (p50) moved
-/// by [`ETA_MATERIAL_MS`] or more, a risk by [`RISK_MATERIAL`] or more, or a figure became
+/// Whether `new` (at `now_ts`) differs enough from the last published `old` to publish: the
+/// ETA (p50) moved by [`ETA_MATERIAL_MS`] or 1/[`ETA_MATERIAL_SHARE`] of the time left until
+/// the old ETA, whichever is more; a risk by [`RISK_MATERIAL`] or more; or a figure became
 /// known or unknown.
-pub fn materially_changed(old: &Score, new: &Score) -> bool {
+pub fn materially_changed(old: &Score, new: &Score, now_ts: i64) -> bool {
     let eta = match (old.eta, new.eta) {
-        (Some(a), Some(b)) => a.p50_ms.abs_diff(b.p50_ms) >= ETA_MATERIAL_MS as u64,
+        (Some(a), Some(b)) => {
+            let left = a.p50_ms.saturating_sub(now_ts).max(0) / ETA_MATERIAL_SHARE;
+            a.p50_ms.abs_diff(b.p50_ms) >= left.max(ETA_MATERIAL_MS) as u64
+        }
         (a, b) => a.is_some() != b.is_some(),
     };
     let delay = match (old.delay_risk, new.delay_risk) {
@@ -209,7 +216,7 @@ mod tests {
         let with = |f: fn(&mut Score)| {
             let mut s = base;
             f(&mut s);
-            materially_changed(&base, &s)
+            materially_changed(&base, &s, 0)
         };
         assert!(!with(|s| s.eta = eta(29)));
         assert!(with(|s| s.eta = eta(-30)));
@@ -218,7 +225,24 @@ mod tests {
         assert!(with(|s| s.delay_risk = None));
         assert!(with(|s| s.eta = None));
         assert!(with(|s| s.damage_risk = 0.05));
-        assert!(!materially_changed(&Score::default(), &Score::default()));
+        assert!(!materially_changed(&Score::default(), &Score::default(), 0));
+        // Two days ahead, the ETA must move by a tenth of that (4.8 h): due in 48 h at
+        // minute 0, so `now` is 48 h before the ETA.
+        let now = -48 * 60 * 60_000;
+        let moved = |minutes| {
+            let s = Score {
+                eta: eta(minutes),
+                ..base
+            };
+            materially_changed(&base, &s, now)
+        };
+        assert!(!moved(4 * 60));
+        assert!(!moved(-287));
+        assert!(moved(288));
+        assert!(moved(-288));
+        // Past the old ETA, the floor of 30 min.
+        assert!(!materially_changed(&base, &Score { eta: eta(29), ..base }, 60 * 60_000));
+        assert!(materially_changed(&base, &Score { eta: eta(30), ..base }, 60 * 60_000));
         let json = serde_json::to_string(&base).unwrap();
         assert_eq!(
             json,

@@ -47,7 +47,7 @@ __all__ = [
 COMPONENTS = ("cost", "time", "coverage", "quality")
 #: What quality scores for a carrier with no lane statistics yet.
 NEUTRAL_QUALITY = 0.5
-#: How strongly incidents (shock and dwell alerts per shipment) lower quality: 1 / (1 + k·x).
+#: How strongly incidents (shock and dwell alerts per shipment) lower quality (``quality_of``).
 INCIDENT_WEIGHT = 4.0
 _DAY_MS = 86_400_000
 
@@ -266,11 +266,14 @@ def _breadth(t: CarrierTariff) -> float:
     return len(served) / len(table)
 
 
-def quality_of(lane: LaneEstimate | None) -> float:
-    """Quality in 0..1 from incidents per shipment: 1 / (1 + 4·x); neutral without data."""
+def quality_of(lane: LaneEstimate | None, fewest: float = 0.0) -> float:
+    """Quality in 0..1 from incidents per shipment ``x`` against the ``fewest`` any eligible
+    carrier has: (1 + 4·fewest) / (1 + 4·x), so the cleanest carrier scores 1 whatever the
+    rules' baseline (routine dwell alerts on line-haul legs count for every carrier alike);
+    neutral without data."""
     if lane is None:
         return NEUTRAL_QUALITY
-    return 1.0 / (1.0 + INCIDENT_WEIGHT * max(0.0, lane.incidents))
+    return min(1.0, (1.0 + INCIDENT_WEIGHT * fewest) / (1.0 + INCIDENT_WEIGHT * lane.incidents))
 
 
 class ScoringChooser:
@@ -284,8 +287,9 @@ class ScoringChooser:
       mean of the lane's learned p50 and p90 (a long tail costs), or the tariff's nominal
       ``sla_days`` for a carrier without statistics;
     - ``coverage`` = share of provinces the carrier serves, 0 when it misses this lane;
-    - ``quality`` = 1 / (1 + 4 x shock and dwell alerts per shipment on the lane (smoothed
-      toward the carrier)), a neutral 0.5 without statistics.
+    - ``quality`` = (1 + 4 x fewest) / (1 + 4 x incidents), incidents being the shock and
+      dwell alerts per shipment on the lane (smoothed toward the carrier) and fewest the
+      lowest among the eligible carriers; a neutral 0.5 without statistics.
     """
 
     def __init__(self, tariffs: Tariffs, lanes: LaneSource | None = None) -> None:
@@ -313,6 +317,7 @@ class ScoringChooser:
         pool = [r for r in rows if not r[1]] or rows
         min_cost = min(r[3] for r in pool)
         min_time = min(r[6] for r in pool)
+        fewest = min((max(0.0, r[5].incidents) for r in pool if r[5] is not None), default=0.0)
         w = weights.as_dict()
         options: list[CarrierOption] = []
         for t, reasons, reached, cost, premium, lane, expected in rows:
@@ -320,7 +325,7 @@ class ScoringChooser:
                 "cost": min(1.0, min_cost / cost) if cost else 1.0,
                 "time": min(1.0, min_time / expected),
                 "coverage": _breadth(t) if reached else 0.0,
-                "quality": quality_of(lane),
+                "quality": quality_of(lane, fewest),
             }
             total = sum(w[c] * scores[c] for c in COMPONENTS) / sum(w.values())
             options.append(
