@@ -18,8 +18,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from conftest import HOUR, T0, ndjson
 from natsfix import NatsStack, wait_permission_errors
 from streamguard import Engine, LaneTable
+from streamguard.bus.lanes import LaneWatch
 from streamguard.domain.insurance import Tariffs
-from streamguard.domain.returns import Weights
+from streamguard.domain.returns import LaneEstimate, Weights
 from streamguard.errors import ConfigError, DecodeError
 from streamguard.lanes import LaneRow, merge_tables
 from streamguard.live import LiveEngine, feed_credentials, publish_sim
@@ -344,6 +345,30 @@ def test_live_engine_publishes_scores_and_its_lane_table(
     assert live is not None
     assert live.to_bytes() == raw
     assert live.to_bytes() != before.to_bytes()
+
+    # The control plane's view of it: LaneWatch follows the bucket, as the return choice and
+    # GET /carriers/score read it.
+    async def watched() -> list[LaneEstimate | None]:
+        async with live_stack.connect("control") as (nc, _):
+            watch = LaneWatch.start(nc.jetstream())
+            try:
+                deadline = time.monotonic() + 10
+                while not watch.tables:
+                    assert time.monotonic() < deadline, "LaneWatch saw no table"
+                    await asyncio.sleep(0.05)
+                return [
+                    watch.estimate(r["carrier"], str(r["origin"]), str(r["dest"])) for r in rows
+                ]
+            finally:
+                await watch.stop()
+
+    rows = [r for r in replay.lanes().estimates() if r["origin"] is not None]
+    assert len(rows) > 20
+    for r, got_lane in zip(rows, asyncio.run(watched()), strict=True):
+        assert got_lane is not None
+        assert got_lane.p50_ms == r["p50_ms"]
+        assert got_lane.p90_ms == r["p90_ms"]
+        assert got_lane.shipments == r["shipments"]
 
 
 def test_sources_cannot_publish_scores(live_stack: NatsStack) -> None:

@@ -38,6 +38,7 @@ class LaneWatch:
         self._task: asyncio.Task[None] | None = None
         self.tables: dict[str, bytes] = {}
         self._merged: LaneTable | None = None
+        self._stale = False
 
     @classmethod
     def start(cls, js: JetStreamContext) -> LaneWatch:
@@ -46,10 +47,15 @@ class LaneWatch:
         return watch
 
     def estimate(self, carrier: str, origin: str, dest: str) -> LaneEstimate | None:
+        if self._stale:
+            # Merged when read, not at every worker's put (each checkpoint interval).
+            self._merged = merge_tables(self.tables.values()) if self.tables else None
+            self._stale = False
         return LaneTableSource(self._merged).estimate(carrier, origin, dest)
 
     def update(self, key: str, value: bytes | None) -> None:
-        """Take one worker's table (``None``: the worker's key was deleted) and re-merge."""
+        """Take one worker's table (``None``: the worker's key was deleted); the tables are
+        merged again at the next read."""
         if value:
             try:
                 LaneTable.from_bytes(value)
@@ -59,7 +65,7 @@ class LaneWatch:
             self.tables[key] = value
         else:
             self.tables.pop(key, None)
-        self._merged = merge_tables(self.tables.values()) if self.tables else None
+        self._stale = True
 
     async def _run(self) -> None:
         while True:
