@@ -8,6 +8,7 @@ mod common;
 use common::{feed, RULES};
 use streamguard_core::event::EventBatch;
 use streamguard_core::scoring::ScoringConfig;
+use streamguard_core::sim::{SimConfig, Simulator};
 use streamguard_core::{Engine, RuleSet};
 
 fn eval(c: &mut Criterion) {
@@ -42,5 +43,49 @@ fn eval(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, eval);
+/// The simulated feed (`sim::Simulator`, as `streamguard bench --quick`: 50 k shipments, 1 M
+/// events) with the example rules: pickups, deliveries and rescoring, which `feed` lacks.
+fn eval_sim(c: &mut Criterion) {
+    let rules = RuleSet::parse(streamguard_core::sim::example_rules().as_bytes()).expect("rules");
+    let mut sim = Simulator::new(SimConfig {
+        shipments: 50_000,
+        events: 1_000_000,
+        ..SimConfig::default()
+    });
+    let (mut data, mut invalid) = (Vec::new(), Vec::new());
+    loop {
+        let mut b = EventBatch::default();
+        if sim.next_batch(65_536, &mut b, &mut invalid) == 0 {
+            break;
+        }
+        data.push(b);
+    }
+    let n: usize = data.iter().map(EventBatch::len).sum();
+    let mut g = c.benchmark_group("engine");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(n as u64));
+    for (name, scoring) in [("eval_sim", true), ("eval_sim_no_scoring", false)] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    let config = scoring.then(ScoringConfig::default);
+                    Engine::with_scoring(rules.clone(), config).expect("default config")
+                },
+                |mut engine| {
+                    let mut out = Vec::new();
+                    for batch in &data {
+                        engine.process_view(&batch.view(), &mut out);
+                        out.clear();
+                        engine.clear_scores();
+                    }
+                    engine
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, eval, eval_sim);
 criterion_main!(benches);

@@ -266,9 +266,31 @@ impl<'a> LaneView<'a> {
     /// positive); `from` must not be past it.
     #[inline]
     fn at_rank(&self, rank: f64, from: usize) -> usize {
-        let (lo, hi) = self.window;
-        let total = self.tail(lo);
+        self.search_rank(rank, self.rank_range(rank, from))
+    }
+
+    /// [`LaneView::at_rank`] within its [`LaneView::rank_range`] `(a, b)`.
+    #[inline]
+    fn search_rank(&self, rank: f64, (mut a, mut b): (usize, usize)) -> usize {
+        let total = self.tail(self.window.0);
         let target = total - rank;
+        // First i in a..=b whose tail above it is at most `target` (and below the total).
+        while a < b {
+            let mid = a + (b - a) / 2;
+            let t = self.tail(mid + 1);
+            if t > target || t >= total {
+                a = mid + 1;
+            } else {
+                b = mid;
+            }
+        }
+        a
+    }
+
+    /// The buckets `a..=b` that [`LaneView::at_rank`] searches: its answer lies in them.
+    #[inline]
+    fn rank_range(&self, rank: f64, from: usize) -> (usize, usize) {
+        let (lo, hi) = self.window;
         // Between the sides' grid brackets (a side with no share does not bound it).
         let (x, y) = match (self.w > 0.0, self.w < 1.0) {
             (true, true) => {
@@ -281,18 +303,7 @@ impl<'a> LaneView<'a> {
         };
         // One bucket of slack each way for rounding between the sides' sums and the mixture's.
         let a0 = from.max(x.saturating_sub(1)).clamp(lo, hi);
-        let (mut a, mut b) = (a0, (y + 1).clamp(a0, hi));
-        // First i in a..=b whose tail above it is at most `target` (and below the total).
-        while a < b {
-            let mid = a + (b - a) / 2;
-            let t = self.tail(mid + 1);
-            if t > target || t >= total {
-                a = mid + 1;
-            } else {
-                b = mid;
-            }
-        }
-        a
+        (a0, (y + 1).clamp(a0, hi))
     }
 
     /// The ETA given `alive` = `P(T > elapsed)` and elapsed's bucket: the ranks lie past
@@ -355,30 +366,51 @@ impl<'a> LaneView<'a> {
     ) -> Option<Score> {
         let elapsed = now_ts.saturating_sub(pickup_ts).max(0) as f64;
         let (alive, at) = self.survival_at(elapsed);
-        let p50 = match (self.is_empty(), alive <= 0.0) {
-            (true, _) => None,
-            (false, true) => Some(elapsed),
-            (false, false) => {
-                let i = self.at_rank((1.0 - alive) + 0.5 * alive, at);
-                Some(self.values[i].max(elapsed))
-            }
-        };
-        let eta = |p90: f64| {
-            p50.map(|p50| Eta {
-                p50_ms: pickup_ts.saturating_add(p50.round() as i64),
-                p90_ms: pickup_ts.saturating_add(p90.round() as i64),
+        let ms = |t: f64| pickup_ts.saturating_add(t.round() as i64);
+        let eta = |p50: f64, p90: f64| {
+            Some(Eta {
+                p50_ms: ms(p50),
+                p90_ms: ms(p90),
             })
         };
         let mut score = Score {
-            eta: eta(p50.unwrap_or(0.0)),
+            eta: None,
             delay_risk: self.delay_given(elapsed, alive),
             damage_risk: damage_risk(shock_episodes, fragile),
         };
-        if !materially_changed(last, &score, now_ts) {
-            return None;
+        // As `eta_given`, the p90 searched only once the p50 (all the test reads) has moved.
+        match (self.is_empty(), alive <= 0.0) {
+            (true, _) => {}
+            (false, true) => score.eta = eta(elapsed, elapsed),
+            (false, false) => {
+                let rank = (1.0 - alive) + 0.5 * alive;
+                // The p50 lies in the search range, and a p50 within the material distance
+                // of the last ETA at both ends of it is within it everywhere between (the ETA
+                // grows with the bucket): then, risks unmoved, nothing can publish.
+                let (a, b) = self.rank_range(rank, at);
+                let unmoved = |i: usize| {
+                    let p50 = self.values[i].max(elapsed);
+                    let s = Score {
+                        eta: eta(p50, p50),
+                        ..score
+                    };
+                    !materially_changed(last, &s, now_ts)
+                };
+                if unmoved(a) && unmoved(b) {
+                    return None;
+                }
+                let i50 = self.search_rank(rank, (a, b));
+                let p50 = self.values[i50].max(elapsed);
+                score.eta = eta(p50, p50);
+                if !materially_changed(last, &score, now_ts) {
+                    return None;
+                }
+                let i90 = self.at_rank((1.0 - alive) + 0.9 * alive, i50);
+                score.eta = eta(p50, self.values[i90].max(elapsed));
+                return Some(score);
+            }
         }
-        score.eta = self.eta_given(pickup_ts, elapsed, (alive, at));
-        Some(score)
+        materially_changed(last, &score, now_ts).then_some(score)
     }
 }
 

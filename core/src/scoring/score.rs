@@ -241,8 +241,22 @@ mod tests {
         assert!(moved(288));
         assert!(moved(-288));
         // Past the old ETA, the floor of 30 min.
-        assert!(!materially_changed(&base, &Score { eta: eta(29), ..base }, 60 * 60_000));
-        assert!(materially_changed(&base, &Score { eta: eta(30), ..base }, 60 * 60_000));
+        assert!(!materially_changed(
+            &base,
+            &Score {
+                eta: eta(29),
+                ..base
+            },
+            60 * 60_000
+        ));
+        assert!(materially_changed(
+            &base,
+            &Score {
+                eta: eta(30),
+                ..base
+            },
+            60 * 60_000
+        ));
         let json = serde_json::to_string(&base).unwrap();
         assert_eq!(
             json,
