@@ -1,9 +1,11 @@
 """Versioned schema migrations, applied in order on start and recorded in ``schema_migrations``.
 
 Rules for adding one: append a :class:`Migration` with the next version; never edit or reorder
-an applied one; every statement must be idempotent (``IF NOT EXISTS`` / ``IF EXISTS``), since a
-migration interrupted half-way, or run by two processes at once, is run again whole. Statements
-are the same text for chDB and for a server: only the transport differs.
+an applied one; every statement must be idempotent (``IF NOT EXISTS`` / ``IF EXISTS``; an
+``INSERT`` only into a table whose merges fold a repeated row into nothing new, as migration
+7's backfill), since a migration interrupted half-way, or run by two processes at once, is run
+again whole. Statements are the same text for chDB and for a server: only the transport
+differs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pyarrow as pa
 
 from streamguard.store import control_tables as ct
 from streamguard.store import signoffs as so
+from streamguard.store import summaries as sm
 from streamguard.store import tables as t
 from streamguard.store import webhook_tables as wt
 
@@ -61,6 +64,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         6,
         "carrier scoring: shipment scores",
         (t.SHIPMENT_SCORES_DDL, t.SHIPMENT_SCORES_LATEST_DDL),
+    ),
+    Migration(
+        7,
+        "reports: shipment firsts and order legs, kept at insert time",
+        sm.MIGRATION_STATEMENTS,
     ),
 )
 

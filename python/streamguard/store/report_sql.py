@@ -4,20 +4,25 @@ Every query takes the half-open range ``[{lo:Int64}, {hi:Int64})`` in UTC ms, bo
 the recall query also takes ``{product_code:String}`` and ``{batch:String}`` ('' = no filter).
 User text never enters the SQL text itself.
 
-How they stay fast over 10 M stored events: no ``FINAL`` and no ``*_latest`` views (each is a
-sort of the whole table); an entity's latest attribute is ``argMax(column, version-or-ts)`` in
-one ``GROUP BY``; the range prunes partitions wherever the time filtered on bounds a partition
-key (``created_at``, ``filed_at``; a scan's ``ts`` from above); a join builds its hash table
-from the smaller side. ``argMax`` skips NULLs, so "latest" means the latest *known* value.
-The reports that need a shipment's first scan or event (anomalies, lane transit, sign-offs)
-read every stored scan or shipment event of the kinds they use, whatever the range: their cost
-grows with the store, not the range.
+How they stay fast over 10 M stored events: no ``*_latest`` views (each is a sort of the whole
+table); an entity's latest attribute is ``argMax(column, version-or-ts)`` in one ``GROUP BY``;
+the range prunes partitions wherever the time filtered on bounds a partition key
+(``created_at``, ``filed_at``); a join builds its hash table from the smaller side. ``argMax``
+skips NULLs, so "latest" means the latest *known* value. What the anomalies, sign-off and
+lane-transit reports need of each shipment (its first shipment event, PICKED_UP and DELIVERED,
+its latest known carrier and lane) and of each order (its latest known legs, its sign-offs)
+is kept at insert time in ``shipment_firsts`` and ``order_legs``
+(:mod:`streamguard.store.summaries`), read with ``FINAL``: a streaming merge of parts sorted by
+key, not a sort. Those three read every shipment's row whatever the range: their cost grows
+with the shipments stored, not with the range.
 
 Quantiles are ``quantileExact``: an observed value, the one at rank ``floor(q * n)`` of the
 sorted values (no interpolation), so a test can compute the same number exactly.
 """
 
 from __future__ import annotations
+
+from streamguard.store.summaries import ORDER_LEGS, SHIPMENT_FIRSTS, known
 
 __all__ = [
     "ANOMALIES",
@@ -37,23 +42,29 @@ def _ms(column: str) -> str:
     return f"toUnixTimestamp64Milli({column})"
 
 
+def _known(attribute: str) -> str:
+    """The latest known ``attribute`` kept in a summary table, as ``attribute``."""
+    return f"{known(f'latest_{attribute}')} AS {attribute}"
+
+
 # The cohort is the shipments whose first shipment event is in range; their alerts count
-# whenever raised. No pre-filter of candidates by the range: their first event and latest
-# attributes need all their events anyway, and a set of candidates to match 1 M shipment keys
-# against doubled the time over a year of data (measured: `streamguard bench --reports`).
+# whenever raised. Grouped by the Monday of that event (one ISO week each, a number to group
+# on) and the week formatted once per group, not once per shipment.
 ANOMALIES = f"""
 SELECT
-    formatDateTime(first_ts, '%G-W%V') AS week,
+    formatDateTime(monday, '%G-W%V') AS week,
     carrier, origin, dest,
     count() AS shipments,
     countIf(n > 0) AS shipments_alerted,
     sum(n) AS alerts
 FROM (
-    SELECT shipment, min(ts) AS first_ts,
-        argMax(carrier, ts) AS carrier, argMax(origin, ts) AS origin, argMax(dest, ts) AS dest
-    FROM shipments
-    GROUP BY shipment
-    HAVING first_ts >= {LO} AND first_ts < {HI}
+    SELECT shipment, toMonday(first_event) AS monday,
+        {_known("carrier")}, {_known("origin")}, {_known("dest")}
+    FROM {SHIPMENT_FIRSTS} FINAL
+    -- Before the merge: a row without a shipment event (one folded from scans) has no
+    -- attribute either, so it changes nothing here and need not be merged.
+    PREWHERE first_event IS NOT NULL
+    WHERE first_event >= {LO} AND first_event < {HI}
 ) AS cohort
 LEFT JOIN (
     -- An anomaly is an alert that fired and was never retracted (a late feed, not the parcel).
@@ -66,50 +77,39 @@ LEFT JOIN (
     )
     GROUP BY shipment
 ) AS alerted USING (shipment)
-GROUP BY week, carrier, origin, dest
+GROUP BY monday, carrier, origin, dest
 ORDER BY week, carrier, origin, dest
 """
 
 # Each order's legs (its latest known inbound/return shipment and carrier), those whose first
 # DELIVERED scan is in range, and whether the order has a sign-off of that leg.
 SIGNOFFS = f"""
-SELECT l.leg AS leg, l.carrier AS carrier,
+SELECT leg, carrier,
     count() AS delivered,
-    countIf(s.order_id != '') AS signed_off
+    countIf(signed) AS signed_off
 FROM (
-    SELECT shipment, min(ts) AS delivered_ts
-    FROM scans
-    WHERE status = 'DELIVERED' AND ts < {HI}
-        -- Only the shipments ever booked as a leg (a shipment event sets them): the join
-        -- below is exact, this spares aggregating the deliveries of every other shipment.
-        AND shipment IN (
-            SELECT arrayJoin([inbound_shipment, return_shipment]) FROM order_events
-            WHERE type = 'shipment' AND created_at < {HI}
-        )
-    GROUP BY shipment
-    HAVING delivered_ts >= {LO}
+    SELECT shipment FROM {SHIPMENT_FIRSTS} FINAL
+    -- Before the merge: a row without a DELIVERED changes no shipment's first one.
+    PREWHERE first_delivered IS NOT NULL
+    WHERE first_delivered >= {LO} AND first_delivered < {HI}
 ) AS d
 -- The legs (0.2 M) on the right: the hash table is built from them, not the deliveries (1 M).
 INNER JOIN (
-    SELECT order_id, leg, shipment, carrier
+    SELECT leg, shipment, carrier, signed
     FROM (
-        SELECT order_id,
-            argMax(inbound_shipment, version) AS in_shipment,
-            argMax(inbound_carrier, version) AS in_carrier,
-            argMax(return_shipment, version) AS ret_shipment,
-            argMax(return_carrier, version) AS ret_carrier
-        FROM order_events
+        SELECT {_known("inbound_shipment")}, {_known("inbound_carrier")},
+            {_known("return_shipment")}, {_known("return_carrier")},
+            inbound_signed, return_signed
+        FROM {ORDER_LEGS} FINAL
         WHERE created_at < {HI}
-        GROUP BY order_id
     )
     ARRAY JOIN
         ['inbound', 'return'] AS leg,
-        [in_shipment, ret_shipment] AS shipment,
-        [in_carrier, ret_carrier] AS carrier
+        [inbound_shipment, return_shipment] AS shipment,
+        [inbound_carrier, return_carrier] AS carrier,
+        [inbound_signed, return_signed] AS signed
     WHERE shipment IS NOT NULL
-) AS l ON l.shipment = d.shipment
-LEFT JOIN (SELECT DISTINCT `order` AS order_id, leg FROM signoffs) AS s
-    ON s.order_id = l.order_id AND s.leg = l.leg
+) AS l USING (shipment)
 GROUP BY GROUPING SETS ((leg), (leg, carrier))
 HAVING grouping(carrier) = 1 OR carrier IS NOT NULL
 ORDER BY leg, carrier NULLS FIRST
@@ -177,11 +177,8 @@ ORDER BY kind,
     status, custody_holder NULLS FIRST
 """
 
-# Shipments whose first PICKED_UP scan is in range and that have a DELIVERED scan after it;
-# the lane and carrier are the shipment's latest known attributes. One aggregation over the
-# scans and the shipment events together (src 0: shipment event, 1: pickup, 2: delivery):
-# 10-15 % less CPU than aggregating each and joining 1 M rows to 1 M (measured over a year of
-# data). As for anomalies, no pre-filter of candidates (with one: 4.5 s instead of 2).
+# Shipments whose first PICKED_UP scan is in range and whose first DELIVERED scan is at or
+# after it; the lane and carrier are the shipment's latest known attributes (none: no lane).
 LANE_TRANSIT = f"""
 SELECT origin, dest, carrier,
     count() AS shipments,
@@ -189,23 +186,12 @@ SELECT origin, dest, carrier,
     quantileExact(0.9)(transit_ms) AS p90_ms
 FROM (
     SELECT
-        minIf(ts, src = 1) AS picked_up,
-        minIf(ts, src = 2) AS delivered,
-        {_ms("delivered")} - {_ms("picked_up")} AS transit_ms,
-        argMaxIf(carrier, ts, src = 0) AS carrier,
-        argMaxIf(origin, ts, src = 0) AS origin,
-        argMaxIf(dest, ts, src = 0) AS dest
-    FROM (
-        SELECT shipment, ts, if(status = 'PICKED_UP', 1, 2) AS src,
-            NULL AS carrier, NULL AS origin, NULL AS dest
-        FROM scans
-        WHERE status IN ('PICKED_UP', 'DELIVERED')
-        UNION ALL
-        SELECT shipment, ts, 0, carrier, origin, dest FROM shipments
-    )
-    GROUP BY shipment
-    HAVING countIf(src = 1) > 0 AND countIf(src = 2) > 0
-        AND picked_up >= {LO} AND picked_up < {HI} AND delivered >= picked_up
+        {_ms("assumeNotNull(first_delivered)")} - {_ms("assumeNotNull(first_picked_up)")}
+            AS transit_ms,
+        {_known("carrier")}, {_known("origin")}, {_known("dest")}
+    FROM {SHIPMENT_FIRSTS} FINAL
+    WHERE first_picked_up >= {LO} AND first_picked_up < {HI}
+        AND first_delivered >= first_picked_up
 )
 WHERE origin IS NOT NULL AND dest IS NOT NULL
 GROUP BY GROUPING SETS ((origin, dest), (origin, dest, carrier))
