@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client
-from nats.js.api import StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 
 from streamguard.stack import NatsCredentials, NatsServer
@@ -112,3 +112,26 @@ async def wait_permission_errors(
     while len(permission_errors(errors)) < count and loop.time() < deadline:
         await asyncio.sleep(0.005)
     return permission_errors(errors)
+
+
+async def _read_stream(stack: NatsStack, stream: str) -> list[Any]:
+    async with stack.connect("engine") as (nc, _):
+        js = nc.jetstream()
+        last = (await js.stream_info(stream)).state.last_seq
+        if last == 0:
+            return []
+        sub = await js.pull_subscribe(
+            "",
+            stream=stream,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
+        )
+        msgs: list[Any] = []
+        while not msgs or msgs[-1].metadata.sequence.stream < last:
+            msgs += await sub.fetch(1000, timeout=5)
+        await sub.unsubscribe()
+        return msgs
+
+
+def read_stream(stack: NatsStack, stream: str) -> list[Any]:
+    """Every message of ``stream``, in stream order (nats-py Msg objects), read as the engine."""
+    return asyncio.run(_read_stream(stack, stream))

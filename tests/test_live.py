@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from natsfix import NatsStack
+from natsfix import NatsStack, read_stream
 from streamguard import Engine
 from streamguard.errors import NatsError, RuleError
 from streamguard.live import SIM_CARRIERS, SIM_GATEWAYS, LiveEngine, feed_credentials, publish_sim
@@ -34,29 +33,6 @@ FORMAT_OF = {
     "application/vnd.apache.arrow.stream": "arrow",
 }
 KIND_OF = {"scan": "scan", "sensor": "sensor", "ship": "shipment"}
-
-
-async def _read_stream(stack: NatsStack, stream: str) -> list[Any]:
-    async with stack.connect("engine") as (nc, _):
-        js = nc.jetstream()
-        last = (await js.stream_info(stream)).state.last_seq
-        if last == 0:
-            return []
-        sub = await js.pull_subscribe(
-            "",
-            stream=stream,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
-        )
-        msgs: list[Any] = []
-        while not msgs or msgs[-1].metadata.sequence.stream < last:
-            msgs += await sub.fetch(1000, timeout=5)
-        await sub.unsubscribe()
-        return msgs
-
-
-def read_stream(stack: NatsStack, stream: str) -> list[Any]:
-    """Every message of ``stream``, in stream order (nats-py Msg objects)."""
-    return asyncio.run(_read_stream(stack, stream))
 
 
 def alert_ids(stack: NatsStack) -> list[str]:

@@ -13,10 +13,9 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from conftest import HOUR, T0, ndjson
-from natsfix import NatsStack, wait_permission_errors
+from natsfix import NatsStack, read_stream, wait_permission_errors
 from streamguard import Engine, LaneTable
 from streamguard.bus.lanes import LaneWatch
 from streamguard.domain.insurance import Tariffs
@@ -225,24 +224,6 @@ def test_scores_are_stored(tmp_path: Path) -> None:
 # ---- live on NATS ---------------------------------------------------------------------------
 
 
-async def _read(stack: NatsStack, stream: str) -> list[Any]:
-    async with stack.connect("engine") as (nc, _):
-        js = nc.jetstream()
-        last = (await js.stream_info(stream)).state.last_seq
-        if last == 0:
-            return []
-        sub = await js.pull_subscribe(
-            "",
-            stream=stream,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
-        )
-        msgs: list[Any] = []
-        while not msgs or msgs[-1].metadata.sequence.stream < last:
-            msgs += await sub.fetch(1000, timeout=5)
-        await sub.unsubscribe()
-        return msgs
-
-
 async def _caught_up(stack: NatsStack) -> bool:
     async with stack.connect("engine") as (nc, _):
         js = nc.jetstream()
@@ -291,7 +272,7 @@ def test_live_engine_publishes_scores_and_its_lane_table(
         return engine
 
     first = engine_on(Simulator(seed=3, shipments=200, events=10_000, invalid_rate=0.0))
-    first_seq = len(asyncio.run(_read(live_stack, "SG_EVENTS")))
+    first_seq = len(read_stream(live_stack, "SG_EVENTS"))
     before = first.lanes()
     assert before is not None
     assert len(before) > 20
@@ -310,7 +291,7 @@ def test_live_engine_publishes_scores_and_its_lane_table(
     # What replaying SG_EVENTS in stream order scores, message by message.
     replay = Engine(example_rules())
     want: list[str] = []
-    for i, m in enumerate(asyncio.run(_read(live_stack, "SG_EVENTS"))):
+    for i, m in enumerate(read_stream(live_stack, "SG_EVENTS")):
         if i == first_seq:
             want_first, replay_first = len(want), replay.lanes().to_bytes()
         kind = {"scan": "scan", "sensor": "sensor", "ship": "shipment"}[m.subject.split(".")[1]]
@@ -321,7 +302,7 @@ def test_live_engine_publishes_scores_and_its_lane_table(
             for s in replay.scores().to_pylist()
         ]
     got = []
-    for m in asyncio.run(_read(live_stack, "SG_SCORES")):
+    for m in read_stream(live_stack, "SG_SCORES"):
         s = json.loads(m.data)
         assert set(s) == SCORE_FIELDS
         assert m.subject == f"sg.score.{s['shipment']}"
