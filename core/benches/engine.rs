@@ -2,7 +2,10 @@
 //! realistic rule set (threshold with for_ms/clear/where, dwell), sensor readings arriving in
 //! gateway bursts as real uploads do.
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,
+};
 mod common;
 
 use common::{feed, RULES};
@@ -19,26 +22,11 @@ fn eval(c: &mut Criterion) {
         let data = feed(ships, bursts, 65_536);
         let n: usize = data.iter().map(EventBatch::len).sum();
         g.throughput(Throughput::Elements(n as u64));
-        for (name, scoring) in [("eval_view", true), ("eval_view_no_scoring", false)] {
-            g.bench_function(format!("{name}/{ships}_shipments"), |b| {
-                b.iter_batched(
-                    || {
-                        let config = scoring.then(ScoringConfig::default);
-                        Engine::with_scoring(rules.clone(), config).expect("default config")
-                    },
-                    |mut engine| {
-                        let mut out = Vec::new();
-                        for batch in &data {
-                            engine.process_view(&batch.view(), &mut out);
-                            out.clear();
-                            engine.clear_scores();
-                        }
-                        engine
-                    },
-                    BatchSize::PerIteration,
-                )
-            });
-        }
+        let names = [
+            format!("eval_view/{ships}_shipments"),
+            format!("eval_view_no_scoring/{ships}_shipments"),
+        ];
+        on_and_off(&mut g, names, &rules, &data);
     }
     g.finish();
 }
@@ -64,7 +52,23 @@ fn eval_sim(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine");
     g.sample_size(10);
     g.throughput(Throughput::Elements(n as u64));
-    for (name, scoring) in [("eval_sim", true), ("eval_sim_no_scoring", false)] {
+    on_and_off(
+        &mut g,
+        ["eval_sim".into(), "eval_sim_no_scoring".into()],
+        &rules,
+        &data,
+    );
+    g.finish();
+}
+
+/// Evaluate `data` with a fresh engine per iteration, scoring on (`names[0]`) and off.
+fn on_and_off(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    names: [String; 2],
+    rules: &RuleSet,
+    data: &[EventBatch],
+) {
+    for (name, scoring) in names.into_iter().zip([true, false]) {
         g.bench_function(name, |b| {
             b.iter_batched(
                 || {
@@ -73,7 +77,7 @@ fn eval_sim(c: &mut Criterion) {
                 },
                 |mut engine| {
                     let mut out = Vec::new();
-                    for batch in &data {
+                    for batch in data {
                         engine.process_view(&batch.view(), &mut out);
                         out.clear();
                         engine.clear_scores();
@@ -84,7 +88,6 @@ fn eval_sim(c: &mut Criterion) {
             )
         });
     }
-    g.finish();
 }
 
 criterion_group!(benches, eval, eval_sim);
