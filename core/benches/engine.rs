@@ -11,7 +11,7 @@ mod common;
 use common::{feed, RULES};
 use streamguard_core::event::EventBatch;
 use streamguard_core::scoring::ScoringConfig;
-use streamguard_core::sim::{SimConfig, Simulator};
+use streamguard_core::sim::SimConfig;
 use streamguard_core::{Engine, RuleSet};
 
 fn eval(c: &mut Criterion) {
@@ -35,19 +35,14 @@ fn eval(c: &mut Criterion) {
 /// events) with the example rules: pickups, deliveries and rescoring, which `feed` lacks.
 fn eval_sim(c: &mut Criterion) {
     let rules = RuleSet::parse(streamguard_core::sim::example_rules().as_bytes()).expect("rules");
-    let mut sim = Simulator::new(SimConfig {
-        shipments: 50_000,
-        events: 1_000_000,
-        ..SimConfig::default()
-    });
-    let (mut data, mut invalid) = (Vec::new(), Vec::new());
-    loop {
-        let mut b = EventBatch::default();
-        if sim.next_batch(65_536, &mut b, &mut invalid) == 0 {
-            break;
-        }
-        data.push(b);
-    }
+    let data = streamguard_core::sim::batches(
+        &SimConfig {
+            shipments: 50_000,
+            events: 1_000_000,
+            ..SimConfig::default()
+        },
+        65_536,
+    );
     let n: usize = data.iter().map(EventBatch::len).sum();
     let mut g = c.benchmark_group("engine");
     g.sample_size(10);

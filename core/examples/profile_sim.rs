@@ -1,10 +1,15 @@
 //! Evaluation throughput on the simulated feed (`sim::Simulator`) with the example rule set:
 //! generates the feed into 64k-event batches first, then times one engine over all of them.
-//! `cargo run --release --example profile_sim -- [shipments] [events] [repeats]`
+//! `cargo run --release --example profile_sim -- [shipments] [events] [repeats] [--no-scoring]`
+//!
+//! Scoring's cost without the machine's noise: run it with and without `--no-scoring` under
+//! `valgrind --tool=callgrind --cache-sim=yes --toggle-collect='*engine::core::Core::process'`
+//! (e.g. `50000 1000000 1`), which counts the work of evaluation alone.
 
 use std::time::Instant;
 use streamguard_core::event::EventBatch;
-use streamguard_core::sim::{SimConfig, Simulator};
+use streamguard_core::scoring::ScoringConfig;
+use streamguard_core::sim::SimConfig;
 use streamguard_core::{Engine, RuleSet};
 
 fn main() {
@@ -15,25 +20,22 @@ fn main() {
     let shipments = args.first().copied().unwrap_or(100_000);
     let events = args.get(1).copied().unwrap_or(2_000_000);
     let repeats = args.get(2).copied().unwrap_or(3) as usize;
-    let mut sim = Simulator::new(SimConfig {
-        shipments,
-        events,
-        ..SimConfig::default()
-    });
-    let (mut batches, mut invalid) = (Vec::new(), Vec::new());
-    loop {
-        let mut b = EventBatch::default();
-        if sim.next_batch(65_536, &mut b, &mut invalid) == 0 {
-            break;
-        }
-        batches.push(b);
-    }
+    let scoring = !std::env::args().any(|a| a == "--no-scoring");
+    let batches = streamguard_core::sim::batches(
+        &SimConfig {
+            shipments,
+            events,
+            ..SimConfig::default()
+        },
+        65_536,
+    );
     let n: usize = batches.iter().map(EventBatch::len).sum();
     let rules = RuleSet::parse(streamguard_core::sim::example_rules().as_bytes()).expect("rules");
     let mut times = Vec::new();
     let mut last = None;
     for _ in 0..repeats {
-        let mut engine = Engine::new(rules.clone());
+        let config = scoring.then(ScoringConfig::default);
+        let mut engine = Engine::with_scoring(rules.clone(), config).expect("default config");
         let mut out = Vec::new();
         let mut alerts = 0;
         let mut by_rule = std::collections::BTreeMap::new();

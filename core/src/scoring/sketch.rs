@@ -84,13 +84,22 @@ impl SketchLayout {
     /// Bucket `i` and the fraction of its log-width that lies at or below `x` (0..=1).
     #[inline]
     pub(super) fn locate(&self, x: f64) -> (usize, f64) {
-        let i = self.index(x);
-        let frac = if x > 0.0 {
-            (self.pos(x) - (i as f64 - 1.0)).clamp(0.0, 1.0)
+        // `index` and the fraction from one logarithm (scores call this per rescore).
+        if x.is_nan() || x <= 0.0 {
+            return (0, 0.0);
+        }
+        let pos = self.pos(x);
+        let i = if x <= MIN_MS {
+            0
         } else {
-            0.0
+            let k = pos.ceil();
+            if k >= self.last as f64 {
+                self.last
+            } else {
+                k as usize
+            }
         };
-        (i, frac)
+        (i, (pos - (i as f64 - 1.0)).clamp(0.0, 1.0))
     }
 
     /// The value reported for bucket `i`: within α of every value in its range.

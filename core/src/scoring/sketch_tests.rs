@@ -209,3 +209,22 @@ proptest! {
         prop_assert!(r(lo) <= r(hi) && (0.0..=1.0).contains(&r(lo)), "{} {}", r(lo), r(hi));
     }
 }
+
+proptest! {
+    /// `locate` takes one logarithm: the same bucket as `index` and the same fraction as
+    /// recomputing the position, bit for bit, from below the range to past it.
+    #[test]
+    fn locate_is_index_and_its_fraction(x in -2.0f64..25.0) {
+        let layout = *QuantileSketch::default().layout();
+        for x in [x.exp(), -x, 0.0, MIN_MS, MIN_MS * (1.0 + 1e-15), MAX_MS, f64::NAN] {
+            let (i, frac) = layout.locate(x);
+            prop_assert_eq!(i, layout.index(x));
+            let want = if x > 0.0 {
+                (layout.pos(x) - (i as f64 - 1.0)).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            prop_assert_eq!(frac.to_bits(), want.to_bits(), "{}", x);
+        }
+    }
+}

@@ -244,6 +244,24 @@ pub fn generate(cfg: &SimConfig) -> Vec<Event> {
     events
 }
 
+/// The whole feed in batches of up to `chunk` valid events (benchmarks and profiles; invalid
+/// lines are dropped).
+///
+/// # Panics
+/// If `cfg` is invalid (see [`SimConfig::validate`]).
+pub fn batches(cfg: &SimConfig, chunk: usize) -> Vec<EventBatch> {
+    let mut sim = Simulator::new(cfg.clone());
+    let (mut out, mut invalid) = (Vec::new(), Vec::new());
+    loop {
+        let mut b = EventBatch::default();
+        if sim.next_batch(chunk, &mut b, &mut invalid) == 0 {
+            return out;
+        }
+        invalid.clear();
+        out.push(b);
+    }
+}
+
 /// A realistic rule set (spec §3) for the simulated feed: every rule kind, `where` filters,
 /// instant and sustained thresholds on both sides, and dwell rules. Same as `examples/rules.json`.
 pub fn example_rules() -> &'static str {
