@@ -118,6 +118,10 @@ def test_a_claim_carries_its_evidence_and_names_the_inbound_carrier(stack: ApiSt
     ids = {f"shock-3g:{ship}:{t0 + 1_000}", f"fragile-shock-2g:{ship}:{t0 + 1_000}"}
     expected = {(i, s) for i in ids for s in ("firing", "resolved")}
     wait_for(lambda: alert_states(api, oid) >= expected, timeout=15)
+    # The bundle is frozen when the claim is filed: wait for every reading to be stored too
+    # (they reach ClickHouse on the sink's own flush, which the alerts do not wait for).
+    stored = "SELECT count() FROM sensor_readings WHERE shipment = {s:String}"
+    wait_for(lambda: api.store.rows(stored, {"s": ship}) == [(5,)], timeout=15)
     deliver_to_depot(api, oid, ship, t0 + 30_000)
 
     claim = ok(file(api, oid, who, "2000.00"), 201)
