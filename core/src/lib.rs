@@ -9,6 +9,7 @@ pub mod error;
 pub mod event;
 #[cfg(feature = "nats")]
 pub mod nats;
+mod prefetch;
 pub mod rules;
 pub mod scoring;
 pub mod sim;

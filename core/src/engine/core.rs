@@ -186,42 +186,6 @@ pub(super) struct Run {
     slot: u32,
 }
 
-/// Hint the CPU to load `x` into cache; never faults, changes nothing.
-#[inline(always)]
-pub(super) fn prefetch<T>(x: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint; it reads nothing architecturally and cannot fault.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (x as *const T).cast::<i8>(),
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
-}
-
-/// [`prefetch`] every cache line `x` spans (a record at any offset may straddle two).
-#[inline(always)]
-pub(super) fn prefetch_all<T>(x: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let p = (x as *const T).cast::<i8>();
-        let mut off = 0;
-        while off < std::mem::size_of::<T>() + 63 {
-            // SAFETY: a prefetch is only a hint; it reads nothing architecturally and cannot
-            // fault, whatever the address.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    p.wrapping_add(off.min(std::mem::size_of::<T>().saturating_sub(1))),
-                );
-            }
-            off += 64;
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
-}
-
 #[inline]
 pub(super) fn episode_key(slot: u32, rule: usize) -> u64 {
     (u64::from(slot) << 8) | rule as u64
@@ -315,7 +279,7 @@ impl Core {
         for (k, run) in runs.iter().enumerate() {
             // The state of runs ahead is likely out of cache at scale: ask for it early.
             if let Some(ahead) = runs.get(k + 4) {
-                prefetch(&self.ships.slots[ahead.slot as usize]);
+                crate::prefetch::start(&self.ships.slots[ahead.slot as usize]);
             }
             if let Some(ahead) = runs.get(k + 2) {
                 let ship = &self.ships.slots[ahead.slot as usize];

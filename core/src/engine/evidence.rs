@@ -108,7 +108,7 @@ impl Rings {
         }
         let r = self.ring(ring);
         for line in r.chunks(16) {
-            super::core::prefetch(&line[0]);
+            crate::prefetch::start(&line[0]);
         }
     }
 

@@ -187,7 +187,7 @@ impl Scoring {
         if let Some(&i) = lane_of(s).and_then(|k| self.index.get(&k)) {
             let lane = &self.lanes[i as usize];
             // 80 bytes: always two cache lines, and `view` reads both.
-            super::core::prefetch_all(lane);
+            crate::prefetch::whole(lane);
             lane.tails.prefetch();
         }
     }

@@ -94,19 +94,8 @@ impl Tails {
     /// each probe; never faults.
     #[inline(always)]
     pub fn prefetch(&self) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let bytes = self.buf.len() * std::mem::size_of::<f64>();
-            let p = self.buf.as_ptr().cast::<i8>();
-            for line in 0..bytes.div_ceil(64).min(PREFETCH_LINES) {
-                // SAFETY: a prefetch is only a hint; it reads nothing architecturally and
-                // cannot fault, whatever the address.
-                unsafe {
-                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64 * line));
-                }
-            }
-        }
+        let bytes = self.buf.len() * std::mem::size_of::<f64>();
+        crate::prefetch::lines(self.buf.as_ptr(), bytes.div_ceil(64).min(PREFETCH_LINES));
     }
 
     /// The share of the weight in buckets `i..`.

@@ -232,16 +232,10 @@ impl SimConfig {
 /// # Panics
 /// If `cfg` is invalid (see [`SimConfig::validate`]).
 pub fn generate(cfg: &SimConfig) -> Vec<Event> {
-    let mut sim = Simulator::new(cfg.clone());
-    let mut batch = EventBatch::default();
-    let mut invalid = Vec::new();
-    let mut events = Vec::new();
-    while sim.next_batch(8192, &mut batch, &mut invalid) > 0 {
-        events.extend((0..batch.len()).map(|i| batch.event(i)));
-        batch.clear();
-        invalid.clear();
-    }
-    events
+    batches(cfg, 8192)
+        .iter()
+        .flat_map(|b| (0..b.len()).map(|i| b.event(i)))
+        .collect()
 }
 
 /// The whole feed in batches of up to `chunk` valid events (benchmarks and profiles; invalid

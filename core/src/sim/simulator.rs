@@ -82,18 +82,9 @@ pub struct Simulator {
 /// waiting for their state is the simulator's largest cost.
 #[inline(always)]
 fn prefetch<T>(r: Option<&T>) {
-    #[cfg(target_arch = "x86_64")]
     if let Some(r) = r {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p: *const i8 = (r as *const T).cast();
-        // SAFETY: prefetching is a hint that never faults, and SSE is baseline on x86-64.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(p);
-            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
-        }
+        crate::prefetch::lines(r, 2);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
 }
 
 fn opt(v: f64) -> Option<f64> {
