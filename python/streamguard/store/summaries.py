@@ -33,6 +33,8 @@ sign-offs) with scans, which do. A shipment's firsts outlive its scans.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from streamguard.store.control_tables import ORDER_EVENTS
 from streamguard.store.tables import SCANS, SHIPMENTS, TS
 
@@ -77,13 +79,44 @@ def known(column: str) -> str:
     return f"if({column} = '', NULL, substring({column}, 9))"
 
 
-def _view(name: str, target: str, select: str) -> str:
+@dataclass(frozen=True)
+class _Fold:
+    """One source table folded into a summary: grouped by ``key`` (``source_column AS key``
+    where they differ), one aggregate per summary column."""
+
+    source: str
+    key: str
+    columns: dict[str, str]
+    where: str = ""
+
+    @property
+    def names(self) -> list[str]:
+        """The summary columns it writes, key first."""
+        return [self.key.rsplit(" AS ", 1)[-1], *self.columns]
+
+    @property
+    def select(self) -> str:
+        aggregates = ",\n    ".join(f"{sql} AS {name}" for name, sql in self.columns.items())
+        where = f"WHERE {self.where}\n" if self.where else ""
+        return (
+            f"SELECT {self.key},\n    {aggregates}\nFROM {self.source}\n{where}"
+            f"GROUP BY {self.names[0]}\n"
+        )
+
+
+def _latest(attributes: tuple[str, ...], order_key: str) -> dict[str, str]:
+    """``latest_<attribute>`` columns: each attribute's :func:`latest_known` by ``order_key``."""
+    return {f"latest_{a}": latest_known(a, order_key) for a in attributes}
+
+
+def _view(target: str, fold: _Fold) -> str:
     # The SELECT's types are the table's: reading the view reads the table through them.
-    return f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name} TO {target} AS {select}"
+    name = f"{target}_from_{fold.source}"
+    return f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name} TO {target} AS {fold.select}"
 
 
-def _backfill(target: str, select: str, columns: list[str]) -> str:
-    return f"INSERT INTO {target} ({', '.join(columns)}) {select}"
+def _backfill(target: str, fold: _Fold) -> str:
+    return f"INSERT INTO {target} ({', '.join(fold.names)}) {fold.select}"
 
 
 # ---- shipment_firsts ---------------------------------------------------------------------
@@ -104,28 +137,23 @@ ENGINE = AggregatingMergeTree
 ORDER BY shipment
 """
 
-_FROM_SHIPMENTS_COLUMNS = [
+_FROM_SHIPMENTS = _Fold(
+    SHIPMENTS,
     "shipment",
-    "first_event",
-    *(f"latest_{a}" for a in _SHIPMENT_ATTRIBUTES),
-]
-_FROM_SHIPMENTS = f"""
-SELECT shipment,
-    toNullable(min(ts)) AS first_event,
-    {", ".join(f"{latest_known(a, _ts_key('ts'))} AS latest_{a}" for a in _SHIPMENT_ATTRIBUTES)}
-FROM {SHIPMENTS}
-GROUP BY shipment
-"""
-
-_FROM_SCANS_COLUMNS = ["shipment", "first_picked_up", "first_delivered"]
-_FROM_SCANS = f"""
-SELECT shipment,
-    minIf(toNullable(ts), status = 'PICKED_UP') AS first_picked_up,
-    minIf(toNullable(ts), status = 'DELIVERED') AS first_delivered
-FROM {SCANS}
-WHERE status IN ('PICKED_UP', 'DELIVERED')
-GROUP BY shipment
-"""
+    {
+        "first_event": "toNullable(min(ts))",
+        **_latest(_SHIPMENT_ATTRIBUTES, _ts_key("ts")),
+    },
+)
+_FROM_SCANS = _Fold(
+    SCANS,
+    "shipment",
+    {
+        "first_picked_up": "minIf(toNullable(ts), status = 'PICKED_UP')",
+        "first_delivered": "minIf(toNullable(ts), status = 'DELIVERED')",
+    },
+    where="status IN ('PICKED_UP', 'DELIVERED')",
+)
 
 # ---- order_legs --------------------------------------------------------------------------
 
@@ -147,36 +175,32 @@ ENGINE = AggregatingMergeTree
 ORDER BY order_id
 """
 
-_FROM_ORDER_EVENTS_COLUMNS = ["order_id", "created_at", *(f"latest_{a}" for a in _LEG_ATTRIBUTES)]
-_FROM_ORDER_EVENTS = f"""
-SELECT order_id,
-    toNullable(min(created_at)) AS created_at,
-    {", ".join(f"{latest_known(a, 'version')} AS latest_{a}" for a in _LEG_ATTRIBUTES)}
-FROM {ORDER_EVENTS}
-GROUP BY order_id
-"""
-
-_FROM_SIGNOFFS_COLUMNS = ["order_id", "inbound_signed", "return_signed"]
-_FROM_SIGNOFFS = f"""
-SELECT `order` AS order_id,
-    toBool(max(leg = 'inbound')) AS inbound_signed,
-    toBool(max(leg = 'return')) AS return_signed
-FROM {_SIGNOFFS}
-GROUP BY order_id
-"""
+_FROM_ORDER_EVENTS = _Fold(
+    ORDER_EVENTS,
+    "order_id",
+    {"created_at": "toNullable(min(created_at))", **_latest(_LEG_ATTRIBUTES, "version")},
+)
+_FROM_SIGNOFFS = _Fold(
+    _SIGNOFFS,
+    "`order` AS order_id",
+    {
+        "inbound_signed": "toBool(max(leg = 'inbound'))",
+        "return_signed": "toBool(max(leg = 'return'))",
+    },
+)
 
 #: Migration 7: the tables, their views, then the backfill of the rows stored before the
 #: views existed. Views first, so an insert made meanwhile reaches a table through a view, the
 #: backfill, or both; ``min`` and ``max`` make a row folded in twice the same as once.
 MIGRATION_STATEMENTS: tuple[str, ...] = (
     SHIPMENT_FIRSTS_DDL,
-    _view(f"{SHIPMENT_FIRSTS}_from_shipments", SHIPMENT_FIRSTS, _FROM_SHIPMENTS),
-    _view(f"{SHIPMENT_FIRSTS}_from_scans", SHIPMENT_FIRSTS, _FROM_SCANS),
+    _view(SHIPMENT_FIRSTS, _FROM_SHIPMENTS),
+    _view(SHIPMENT_FIRSTS, _FROM_SCANS),
     ORDER_LEGS_DDL,
-    _view(f"{ORDER_LEGS}_from_order_events", ORDER_LEGS, _FROM_ORDER_EVENTS),
-    _view(f"{ORDER_LEGS}_from_signoffs", ORDER_LEGS, _FROM_SIGNOFFS),
-    _backfill(SHIPMENT_FIRSTS, _FROM_SHIPMENTS, _FROM_SHIPMENTS_COLUMNS),
-    _backfill(SHIPMENT_FIRSTS, _FROM_SCANS, _FROM_SCANS_COLUMNS),
-    _backfill(ORDER_LEGS, _FROM_ORDER_EVENTS, _FROM_ORDER_EVENTS_COLUMNS),
-    _backfill(ORDER_LEGS, _FROM_SIGNOFFS, _FROM_SIGNOFFS_COLUMNS),
+    _view(ORDER_LEGS, _FROM_ORDER_EVENTS),
+    _view(ORDER_LEGS, _FROM_SIGNOFFS),
+    _backfill(SHIPMENT_FIRSTS, _FROM_SHIPMENTS),
+    _backfill(SHIPMENT_FIRSTS, _FROM_SCANS),
+    _backfill(ORDER_LEGS, _FROM_ORDER_EVENTS),
+    _backfill(ORDER_LEGS, _FROM_SIGNOFFS),
 )
