@@ -41,6 +41,8 @@ fn main() {
         let mut by_rule = std::collections::BTreeMap::new();
         let t = Instant::now();
         for b in &batches {
+            // As the binding does per call: the score records of the last batch only.
+            engine.clear_scores();
             engine.process_view(&b.view(), &mut out);
             alerts += out.len();
             if std::env::var("COUNT").is_ok() {
@@ -62,7 +64,7 @@ fn main() {
     let rate = |s: f64| n as f64 / s / 1e6;
     if let Some((st, alerts)) = last {
         println!(
-            "{n} events, {} shipments: median {:.1} M/s (min {:.1}, max {:.1}), {alerts} alerts, {} bytes/shipment",
+            "{n} events, {} shipments: median {:.3} M/s (min {:.3}, max {:.3}), {alerts} alerts, {} bytes/shipment",
             st.shipments,
             rate(times[times.len() / 2]),
             rate(times[times.len() - 1]),

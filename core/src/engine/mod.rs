@@ -106,6 +106,10 @@ impl Engine {
                 let table = LaneTable::new(ScoringConfig::default())
                     .expect("the default scoring configuration validates");
                 self.core.scoring = Some(Box::new(scoring::Scoring::new(table)));
+                // Lanes the shipments looked up belonged to the old state.
+                for s in &mut self.core.ships.slots {
+                    s.score_lane = state::NO_LANE;
+                }
             }
             (false, true) => self.core.scoring = None,
             _ => {}

@@ -43,11 +43,11 @@
 
 use super::core::{episode_key, Core};
 use super::score::ScoreEvent;
-use super::state::{Ship, NO_ETA, NO_TS, SCORE_PICKUP_COUNTED, SCORE_TERMINAL};
+use super::state::{Ship, NO_ETA, NO_LANE, NO_TS, SCORE_PICKUP_COUNTED, SCORE_TERMINAL};
 use crate::event::{BatchView, Metric, Status, NONE_U8};
 use crate::scoring::{
-    bucket_values, damage_risk, province_of, AlertKind, Eta, LaneKey, LaneTable, LaneView, Score,
-    SketchLayout, Tails,
+    bucket_values, damage_risk, province_of, round_i64, AlertKind, Eta, LaneKey, LaneSlots,
+    LaneTable, LaneView, Score, SketchLayout, Tails,
 };
 
 /// A carrier's tails are rebuilt once its deliveries grew by 1/`CARRIER_SLACK`...
@@ -80,6 +80,9 @@ struct CarrierTails {
 }
 
 struct LaneTails {
+    key: LaneKey,
+    /// Where the lane sits in the table.
+    slots: LaneSlots,
     deliveries: u32,
     built_at: u32,
     /// The carrier epoch and clock the weight and `late` were computed at.
@@ -144,6 +147,8 @@ impl Scoring {
         let i = self.lanes.len();
         self.index.insert(key, i as u32);
         self.lanes.push(LaneTails {
+            key,
+            slots: LaneSlots::default(),
             deliveries: 0,
             built_at: NEVER,
             epoch: 0,
@@ -156,12 +161,30 @@ impl Scoring {
         i
     }
 
+    /// `s`'s lane (an index into `lanes`), looked up once and kept in the record; `None`
+    /// without one.
     #[inline]
-    fn lane(&mut self, key: LaneKey) -> usize {
-        match self.index.get(&key) {
+    fn lane_of(&mut self, s: &mut Ship) -> Option<usize> {
+        if s.score_lane != NO_LANE {
+            return Some(s.score_lane as usize);
+        }
+        let key = lane_of(s)?;
+        let i = match self.index.get(&key) {
             Some(&i) => i as usize,
             None => self.add_lane(key),
-        }
+        };
+        s.score_lane = i as u32;
+        Some(i)
+    }
+
+    fn picked_up(&mut self, i: usize, ts: i64) {
+        let lane = &mut self.lanes[i];
+        self.table.on_picked_up_in(&mut lane.slots, lane.key, ts);
+    }
+
+    fn alert(&mut self, i: usize, kind: AlertKind, ts: i64) {
+        let lane = &mut self.lanes[i];
+        self.table.on_alert_in(&mut lane.slots, lane.key, kind, ts);
     }
 
     fn carrier(&mut self, carrier: u16) -> &mut CarrierTails {
@@ -172,10 +195,18 @@ impl Scoring {
         &mut self.carriers[c]
     }
 
-    fn delivered(&mut self, key: LaneKey) {
-        let i = self.lane(key);
-        self.lanes[i].deliveries += 1;
-        self.carrier(key.carrier).deliveries += 1;
+    /// A delivery on lane `i` from `pickup` at `ts`, judged against `sla` (see
+    /// [`LaneTable::on_delivered`]).
+    fn delivered(&mut self, i: usize, pickup: i64, ts: i64, sla: i64) {
+        let lane = &mut self.lanes[i];
+        let key = lane.key;
+        if self
+            .table
+            .on_delivered_in(&mut lane.slots, key, pickup, ts, sla)
+        {
+            lane.deliveries += 1;
+            self.carrier(key.carrier).deliveries += 1;
+        }
     }
 
     /// Start loading what scoring `slot`'s next scan will read (see `Core::process`).
@@ -184,18 +215,17 @@ impl Scoring {
         if s.pickup_ts == NO_TS || s.score_flags & SCORE_TERMINAL != 0 {
             return;
         }
-        if let Some(&i) = lane_of(s).and_then(|k| self.index.get(&k)) {
-            let lane = &self.lanes[i as usize];
+        if let Some(lane) = self.lanes.get(s.score_lane as usize) {
             // 80 bytes: always two cache lines, and `view` reads both.
             crate::prefetch::whole(lane);
             lane.tails.prefetch();
         }
     }
 
-    /// The lane's view, its tails rebuilt first where stale.
+    /// Lane `i`'s view, its tails rebuilt first where stale.
     #[inline]
-    fn view(&mut self, key: LaneKey) -> LaneView<'_> {
-        let i = self.lane(key);
+    fn view(&mut self, i: usize) -> LaneView<'_> {
+        let key = self.lanes[i].key;
         let (clock, slack) = (self.table.decay().now_ms().unwrap_or(0), self.clock_slack);
         self.carrier(key.carrier);
         let c = &mut self.carriers[usize::from(key.carrier)];
@@ -212,11 +242,12 @@ impl Scoring {
         let rebuild =
             lane.built_at == NEVER || lane.deliveries - lane.built_at > lane.built_at / LANE_SLACK;
         if rebuild {
-            lane.tails.build(self.table.get(key).map(|s| &s.transit));
+            lane.tails
+                .build(self.table.get_in(&lane.slots, key).map(|s| &s.transit));
             lane.built_at = lane.deliveries;
         }
         if rebuild || lane.epoch != c.epoch || clock.saturating_sub(lane.clock) > slack {
-            lane.w = self.table.lane_weight(key);
+            lane.w = self.table.lane_weight_in(&lane.slots, key);
             lane.sla_ms = self.table.sla_ms(key.carrier) as f64;
             let v = LaneView::new(
                 &self.layout,
@@ -272,7 +303,7 @@ fn last_score(s: &Ship) -> Score {
 
 #[inline]
 fn risk_steps(r: f64) -> u8 {
-    (r.clamp(0.0, 1.0) * RISK_STEPS).round() as u8
+    round_i64(r.clamp(0.0, 1.0) * RISK_STEPS) as u8
 }
 
 impl Core {
@@ -285,10 +316,12 @@ impl Core {
         let s = &mut self.ships.slots[slot as usize];
         s.origin = province(v.origin, i);
         s.dest = province(v.dest, i);
+        // The carrier may have changed too (`on_shipment`).
+        s.score_lane = NO_LANE;
         if s.pickup_ts != NO_TS && s.score_flags & (SCORE_PICKUP_COUNTED | SCORE_TERMINAL) == 0 {
-            if let Some(key) = lane_of(s) {
+            if let Some(lane) = sc.lane_of(s) {
                 s.score_flags |= SCORE_PICKUP_COUNTED;
-                sc.table.on_picked_up(key, s.pickup_ts);
+                sc.picked_up(lane, s.pickup_ts);
             }
         }
     }
@@ -304,17 +337,17 @@ impl Core {
         if s.score_flags & SCORE_TERMINAL != 0 {
             return;
         }
-        let key = lane_of(s);
+        let lane = sc.lane_of(s);
         if status == Status::PickedUp as u8 && s.pickup_ts == NO_TS {
             s.pickup_ts = ts;
-            if let Some(k) = key {
+            if let Some(i) = lane {
                 s.score_flags |= SCORE_PICKUP_COUNTED;
-                sc.table.on_picked_up(k, ts);
+                sc.picked_up(i, ts);
             }
         } else if status == Status::Delivered as u8 {
             s.score_flags |= SCORE_TERMINAL;
-            if let Some(k) = key {
-                self.delivered(slot, k, ts);
+            if let Some(i) = lane {
+                self.delivered(slot, i, ts);
             }
             return;
         } else if status == Status::ReturnedToSender as u8 {
@@ -327,24 +360,23 @@ impl Core {
             || status == Status::AvailableForPickup as u8
             || status == Status::Exception as u8;
         let due = ts > prev_ts && (news || ts.saturating_sub(prev_ts) >= RESCORE_GAP_MS);
-        if let (Some(k), true) = (key, due) {
-            self.rescore(slot, k, ts);
+        if let (Some(i), true) = (lane, due) {
+            self.rescore(slot, i, ts);
         }
     }
 
     /// The first DELIVERED scan: the transit time onto the lane, and the final score.
     #[cold]
-    fn delivered(&mut self, slot: u32, key: LaneKey, ts: i64) {
+    fn delivered(&mut self, slot: u32, lane: usize, ts: i64) {
         let Some(sc) = self.scoring.as_deref_mut() else {
             return;
         };
         let s = &self.ships.slots[slot as usize];
+        let key = sc.lanes[lane].key;
         let sla = sc.table.sla_ms(key.carrier);
         let pickup = (s.pickup_ts != NO_TS).then_some(s.pickup_ts);
         if let Some(p) = pickup {
-            if sc.table.on_delivered(key, p, ts, sla) {
-                sc.delivered(key);
-            }
+            sc.delivered(lane, p, ts, sla);
         }
         let score = Score {
             eta: Some(Eta {
@@ -363,10 +395,10 @@ impl Core {
         let Some(sc) = self.scoring.as_deref_mut() else {
             return;
         };
-        let s = &self.ships.slots[slot as usize];
+        let s = &mut self.ships.slots[slot as usize];
         if s.score_flags & SCORE_TERMINAL == 0 {
-            if let Some(key) = lane_of(s) {
-                sc.table.on_alert(key, AlertKind::Dwell, ts);
+            if let Some(lane) = sc.lane_of(s) {
+                sc.alert(lane, AlertKind::Dwell, ts);
             }
         }
     }
@@ -376,14 +408,14 @@ impl Core {
     /// ETA allowed for, and the next scan rescores anyway.)
     #[cold]
     pub(super) fn score_stall(&mut self, slot: u32, deadline: i64) {
-        if self.scoring.is_none() {
+        let Some(sc) = self.scoring.as_deref_mut() else {
             return;
-        }
-        let s = &self.ships.slots[slot as usize];
+        };
+        let s = &mut self.ships.slots[slot as usize];
         let overdue = s.score_eta_min != NO_ETA && deadline >= i64::from(s.score_eta_min) * 60_000;
         if s.score_flags & SCORE_TERMINAL == 0 && overdue {
-            if let Some(key) = lane_of(s) {
-                self.rescore(slot, key, deadline);
+            if let Some(lane) = sc.lane_of(s) {
+                self.rescore(slot, lane, deadline);
             }
         }
     }
@@ -410,18 +442,19 @@ impl Core {
             return;
         }
         s.shocks = s.shocks.saturating_add(1);
-        let Some(key) = lane_of(s) else {
+        let Some(sc) = self.scoring.as_deref_mut() else {
             return;
         };
-        if let Some(sc) = self.scoring.as_deref_mut() {
-            sc.table.on_alert(key, AlertKind::Shock, ts);
-        }
-        self.rescore(slot, key, ts);
+        let Some(lane) = sc.lane_of(s) else {
+            return;
+        };
+        sc.alert(lane, AlertKind::Shock, ts);
+        self.rescore(slot, lane, ts);
     }
 
-    /// Score `slot` on lane `key` at `ts`, and publish it if it changed materially.
+    /// Score `slot` on lane `lane` at `ts`, and publish it if it changed materially.
     #[inline]
-    fn rescore(&mut self, slot: u32, key: LaneKey, ts: i64) {
+    fn rescore(&mut self, slot: u32, lane: usize, ts: i64) {
         let Some(sc) = self.scoring.as_deref_mut() else {
             return;
         };
@@ -431,9 +464,10 @@ impl Core {
         }
         let (shocks, fragile) = (u32::from(s.shocks), s.fragile == 1);
         let changed =
-            sc.view(key)
+            sc.view(lane)
                 .score_if_changed(s.pickup_ts, ts, shocks, fragile, &last_score(s));
         if let Some(score) = changed {
+            let key = sc.lanes[lane].key;
             self.publish_score(slot, key, ts, score, false);
         }
     }

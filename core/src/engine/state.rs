@@ -1,8 +1,9 @@
 //! Keyed per-shipment state in compact memory.
 //!
 //! A shipment is a `u32` slot: its key bytes live in one arena, the hash table stores only slot
-//! numbers, and the per-slot record ([`Ship`]) is a fixed 96-byte struct (80 for the rules, 16
-//! for carrier scoring: lane, pickup time, shock episodes, the last published score).
+//! numbers, and the per-slot record ([`Ship`]) is a fixed 104-byte struct (77 for the rules, 22
+//! for carrier scoring: lane, pickup time, shock episodes, the last published score, and the
+//! lane's index in the scoring state; the rest is padding).
 //! Threshold episodes and dwell alerts that are not idle are a bit each in the record; the rare
 //! non-idle episode details live in a side map, so an idle shipment costs nothing per rule.
 
@@ -17,6 +18,8 @@ pub const NO_TS: i64 = i64::MIN;
 pub const NO_RING: u32 = u32::MAX;
 /// "No score published" / "no ETA" in [`Ship::score_eta_min`].
 pub const NO_ETA: u32 = u32::MAX;
+/// "Lane not looked up" in [`Ship::score_lane`].
+pub const NO_LANE: u32 = u32::MAX;
 
 /// [`Ship::score_flags`]: DELIVERED or RETURNED_TO_SENDER seen; the shipment is no longer scored.
 pub const SCORE_TERMINAL: u8 = 1;
@@ -72,7 +75,14 @@ pub struct Ship {
     pub score_damage: u8,
     /// [`SCORE_TERMINAL`], [`SCORE_PICKUP_COUNTED`].
     pub score_flags: u8,
+    /// The shipment's lane in the engine's scoring state, looked up on first use and reset
+    /// when the lane changes, or [`NO_LANE`]. Derived, so snapshots do not keep it (it fits
+    /// the record's padding).
+    pub score_lane: u32,
 }
+
+// The record's size is part of the state budget (`bench`'s bytes per shipment).
+const _: () = assert!(std::mem::size_of::<Ship>() == 104);
 
 impl Ship {
     pub(super) fn new(key_off: u32, key_len: u8) -> Ship {
@@ -100,6 +110,7 @@ impl Ship {
             score_delay: NONE_U8,
             score_damage: 0,
             score_flags: 0,
+            score_lane: NO_LANE,
         }
     }
 }

@@ -77,7 +77,9 @@ pub use config::{ScoringConfig, SlaOverride};
 pub use decay::ForwardDecay;
 pub use lane::{is_province, province_of, AlertKind, LaneEstimate, LaneKey, LaneStats};
 pub use model::{bucket_values, LaneView, Tails};
-pub use score::{damage_risk, delay_risk, eta_after, eta_ms, materially_changed, Eta, Score};
+pub use score::{
+    damage_risk, delay_risk, eta_after, eta_ms, materially_changed, round_i64, Eta, Score,
+};
 pub use sketch::{QuantileSketch, SketchLayout};
-pub use table::LaneTable;
+pub use table::{LaneSlots, LaneTable};
 pub use transit::Transit;

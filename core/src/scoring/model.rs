@@ -8,7 +8,7 @@
 //! does, so the engine rebuilds a lane's on the lane's deliveries and a carrier's (a walk over
 //! up to 604 buckets) only now and then (see `engine/scoring.rs`).
 
-use super::score::{damage_risk, materially_changed, Eta, Score};
+use super::score::{damage_risk, materially_changed, round_i64, Eta, Score};
 use super::sketch::{QuantileSketch, SketchLayout};
 
 /// Quantile grid resolution: [`Tails`] keep the bucket of every `1/GRID` rank.
@@ -98,18 +98,38 @@ impl Tails {
         crate::prefetch::lines(self.buf.as_ptr(), bytes.div_ceil(64).min(PREFETCH_LINES));
     }
 
-    /// The share of the weight in buckets `i..`.
+    /// The tail sums (ending in 0) and the bucket of the first, as [`Side`] reads them; no
+    /// data: a single 0.
     #[inline]
-    fn at(&self, i: usize) -> f64 {
-        match i.checked_sub(self.lo) {
-            None => self.buf[GRID_SLOTS],
-            Some(k) => self.buf.get(GRID_SLOTS + k).copied().unwrap_or(0.0),
+    fn side(&self) -> Side<'_> {
+        match self.buf.get(GRID_SLOTS..) {
+            Some(sums) if !sums.is_empty() => Side { sums, lo: self.lo },
+            _ => Side {
+                sums: &[0.0],
+                lo: 0,
+            },
         }
     }
 
     /// First and last bucket with weight (the tails must not be empty).
     fn window(&self) -> (usize, usize) {
         (self.lo, self.lo + self.buf.len() - GRID_SLOTS - 2)
+    }
+}
+
+/// One side of a mixture as [`LaneView::tail`] reads it: the share of the weight in buckets
+/// `i..` is `sums[i − lo]`, all of it (`sums[0]`) below `lo`, and 0 (the last entry) past the
+/// window. Branch-free: the binary searches read it at every probe.
+#[derive(Clone, Copy, Debug)]
+struct Side<'a> {
+    sums: &'a [f64],
+    lo: usize,
+}
+
+impl Side<'_> {
+    #[inline]
+    fn at(self, i: usize) -> f64 {
+        self.sums[i.saturating_sub(self.lo).min(self.sums.len() - 1)]
     }
 }
 
@@ -127,6 +147,8 @@ pub struct LaneView<'a> {
     values: &'a [f64],
     lane: &'a Tails,
     carrier: &'a Tails,
+    /// The two tails' sums.
+    sides: [Side<'a>; 2],
     w: f64,
     window: (usize, usize),
     sla_ms: f64,
@@ -180,6 +202,7 @@ impl<'a> LaneView<'a> {
             values,
             lane,
             carrier,
+            sides: [lane.side(), carrier.side()],
             w,
             window: (a.min(c), b.max(d)),
             sla_ms,
@@ -198,16 +221,11 @@ impl<'a> LaneView<'a> {
         self.late
     }
 
-    /// The mixture's weight in buckets `i..`.
+    /// The mixture's weight in buckets `i..` (a side without data or share reads 0 times 0).
     #[inline]
     fn tail(&self, i: usize) -> f64 {
-        let l = if self.w > 0.0 { self.lane.at(i) } else { 0.0 };
-        let c = if self.w < 1.0 {
-            self.carrier.at(i)
-        } else {
-            0.0
-        };
-        self.w * l + (1.0 - self.w) * c
+        let [lane, carrier] = self.sides;
+        self.w * lane.at(i) + (1.0 - self.w) * carrier.at(i)
     }
 
     /// `P(T > x)`, interpolated in log space inside `x`'s bucket as the sketches do.
@@ -310,8 +328,8 @@ impl<'a> LaneView<'a> {
             [i50, i90].map(|i| self.values[i].max(elapsed))
         };
         Some(Eta {
-            p50_ms: pickup_ts.saturating_add(p50.round() as i64),
-            p90_ms: pickup_ts.saturating_add(p90.round() as i64),
+            p50_ms: pickup_ts.saturating_add(round_i64(p50)),
+            p90_ms: pickup_ts.saturating_add(round_i64(p90)),
         })
     }
 
@@ -355,7 +373,7 @@ impl<'a> LaneView<'a> {
     ) -> Option<Score> {
         let elapsed = now_ts.saturating_sub(pickup_ts).max(0) as f64;
         let (alive, at) = self.survival_at(elapsed);
-        let ms = |t: f64| pickup_ts.saturating_add(t.round() as i64);
+        let ms = |t: f64| pickup_ts.saturating_add(round_i64(t));
         let eta = |p50: f64, p90: f64| {
             Some(Eta {
                 p50_ms: ms(p50),
@@ -372,23 +390,7 @@ impl<'a> LaneView<'a> {
             (true, _) => {}
             (false, true) => score.eta = eta(elapsed, elapsed),
             (false, false) => {
-                let rank = (1.0 - alive) + 0.5 * alive;
-                // The p50 lies in the search range, and a p50 within the material distance
-                // of the last ETA at both ends of it is within it everywhere between (the ETA
-                // grows with the bucket): then, risks unmoved, nothing can publish.
-                let (a, b) = self.rank_range(rank, at);
-                let unmoved = |i: usize| {
-                    let p50 = self.values[i].max(elapsed);
-                    let s = Score {
-                        eta: eta(p50, p50),
-                        ..score
-                    };
-                    !materially_changed(last, &s, now_ts)
-                };
-                if unmoved(a) && unmoved(b) {
-                    return None;
-                }
-                let i50 = self.search_rank(rank, (a, b));
+                let i50 = self.at_rank((1.0 - alive) + 0.5 * alive, at);
                 let p50 = self.values[i50].max(elapsed);
                 score.eta = eta(p50, p50);
                 if !materially_changed(last, &score, now_ts) {

@@ -24,12 +24,28 @@ pub struct Eta {
     pub p90_ms: i64,
 }
 
+/// `x.round() as i64` (half away from zero, saturating, NaN 0), bit for bit, without the call
+/// into libm that `round` is on x86-64's baseline (scores round two or three times a rescore):
+/// truncate, then step by the remainder, which is exact (every `f64` from 2^52 on is whole).
+#[inline]
+pub fn round_i64(x: f64) -> i64 {
+    let t = x as i64;
+    let d = x - t as f64;
+    if d >= 0.5 {
+        t.saturating_add(1)
+    } else if d <= -0.5 {
+        t.saturating_sub(1)
+    } else {
+        t
+    }
+}
+
 /// `pickup + p50` and `pickup + p90` of the lane: the ETA at pickup.
 #[inline]
 pub fn eta_ms(pickup_ts: i64, estimate: &LaneEstimate) -> Eta {
     Eta {
-        p50_ms: pickup_ts.saturating_add(estimate.p50_ms.round() as i64),
-        p90_ms: pickup_ts.saturating_add(estimate.p90_ms.round() as i64),
+        p50_ms: pickup_ts.saturating_add(round_i64(estimate.p50_ms)),
+        p90_ms: pickup_ts.saturating_add(round_i64(estimate.p90_ms)),
     }
 }
 
@@ -40,8 +56,8 @@ pub fn eta_after<'a>(pickup_ts: i64, now_ts: i64, transit: impl Into<Transit<'a>
     let elapsed = now_ts.saturating_sub(pickup_ts).max(0) as f64;
     let [p50, p90] = transit.into().quantiles_after(elapsed, [0.5, 0.9])?;
     Some(Eta {
-        p50_ms: pickup_ts.saturating_add(p50.round() as i64),
-        p90_ms: pickup_ts.saturating_add(p90.round() as i64),
+        p50_ms: pickup_ts.saturating_add(round_i64(p50)),
+        p90_ms: pickup_ts.saturating_add(round_i64(p90)),
     })
 }
 
@@ -102,8 +118,7 @@ pub struct Score {
 pub fn materially_changed(old: &Score, new: &Score, now_ts: i64) -> bool {
     let eta = match (old.eta, new.eta) {
         (Some(a), Some(b)) => {
-            let left = a.p50_ms.saturating_sub(now_ts).max(0) / ETA_MATERIAL_SHARE;
-            a.p50_ms.abs_diff(b.p50_ms) >= left.max(ETA_MATERIAL_MS) as u64
+            a.p50_ms.abs_diff(b.p50_ms) >= eta_tolerance_ms(a.p50_ms, now_ts) as u64
         }
         (a, b) => a.is_some() != b.is_some(),
     };
@@ -112,6 +127,14 @@ pub fn materially_changed(old: &Score, new: &Score, now_ts: i64) -> bool {
         (a, b) => a.is_some() != b.is_some(),
     };
     eta || delay || moved(old.damage_risk, new.damage_risk)
+}
+
+/// How far an ETA (p50) published as `p50_ms` must move at `now_ts` to be news: the larger of
+/// [`ETA_MATERIAL_MS`] and 1/[`ETA_MATERIAL_SHARE`] of the time left until it. Non-increasing
+/// in `now_ts`.
+#[inline]
+pub fn eta_tolerance_ms(p50_ms: i64, now_ts: i64) -> i64 {
+    (p50_ms.saturating_sub(now_ts).max(0) / ETA_MATERIAL_SHARE).max(ETA_MATERIAL_MS)
 }
 
 #[inline]
@@ -131,6 +154,42 @@ mod tests {
         let mut s = QuantileSketch::default();
         (24..=96).for_each(|h| s.insert(f64::from(h) * H, 1.0));
         s
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn round_i64_is_round(bits in proptest::num::u64::ANY, small in -1e7f64..1e7, k in -4i64..4) {
+            // Any bit pattern (NaN, infinities, subnormals, past i64), ordinary values, and
+            // the halves either side of a whole number.
+            let half = k as f64 + 0.5;
+            for x in [f64::from_bits(bits), small, half, half.next_up(), half.next_down()] {
+                proptest::prop_assert_eq!(round_i64(x), x.round() as i64, "{}", x);
+            }
+        }
+    }
+
+    #[test]
+    fn round_i64_edges() {
+        for x in [
+            0.49999999999999994,
+            -0.49999999999999994,
+            0.5,
+            -0.5,
+            2.5,
+            -2.5,
+            4503599627370495.5,
+            9007199254740993.0,
+            9.3e18,
+            -9.3e18,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f64::MAX,
+            f64::MIN,
+            -0.0,
+        ] {
+            assert_eq!(round_i64(x), x.round() as i64, "{x}");
+        }
     }
 
     #[test]

@@ -9,6 +9,24 @@ use super::transit::Transit;
 use crate::error::{Error, ErrorKind};
 use hashbrown::HashMap;
 
+/// Where a lane's statistics and its carrier's aggregate sit in a [`LaneTable`], resolved on
+/// the first update through them (`Default`: not yet). The engine keeps one per lane, so its
+/// updates skip the table's two hash lookups. Valid for the table that resolved them only.
+#[derive(Clone, Copy, Debug)]
+pub struct LaneSlots {
+    lane: u32,
+    carrier: u32,
+}
+
+impl Default for LaneSlots {
+    fn default() -> LaneSlots {
+        LaneSlots {
+            lane: u32::MAX,
+            carrier: u32::MAX,
+        }
+    }
+}
+
 /// Lane statistics. Updates to existing lanes do not allocate; a new lane allocates its sketch
 /// once (~4.9 kB at α = 1 %).
 #[derive(Clone, Debug)]
@@ -105,8 +123,14 @@ impl LaneTable {
     /// A PICKED_UP scan on `key` at `ts`.
     #[inline]
     pub fn on_picked_up(&mut self, key: LaneKey, ts: i64) {
+        self.on_picked_up_in(&mut LaneSlots::default(), key, ts);
+    }
+
+    /// [`LaneTable::on_picked_up`] through `key`'s cached `slots`.
+    #[inline]
+    pub fn on_picked_up_in(&mut self, slots: &mut LaneSlots, key: LaneKey, ts: i64) {
         let w = self.advance(ts);
-        self.update(key, |s| s.picked_up += w);
+        self.update(slots, key, |s| s.picked_up += w);
     }
 
     /// A DELIVERED scan of a shipment picked up at `pickup_ts`, judged against `sla_ms`.
@@ -124,6 +148,20 @@ impl LaneTable {
         delivered_ts: i64,
         sla_ms: i64,
     ) -> bool {
+        let mut slots = LaneSlots::default();
+        self.on_delivered_in(&mut slots, key, pickup_ts, delivered_ts, sla_ms)
+    }
+
+    /// [`LaneTable::on_delivered`] through `key`'s cached `slots`.
+    #[inline]
+    pub fn on_delivered_in(
+        &mut self,
+        slots: &mut LaneSlots,
+        key: LaneKey,
+        pickup_ts: i64,
+        delivered_ts: i64,
+        sla_ms: i64,
+    ) -> bool {
         let transit = delivered_ts.saturating_sub(pickup_ts);
         if transit <= 0 {
             return false;
@@ -131,7 +169,7 @@ impl LaneTable {
         let w = self.advance(delivered_ts);
         let on_time = if transit <= sla_ms { w } else { 0.0 };
         let ms = transit as f64;
-        self.update(key, |s| {
+        self.update(slots, key, |s| {
             s.transit.insert(ms, w);
             s.delivered += w;
             s.on_time += on_time;
@@ -142,8 +180,14 @@ impl LaneTable {
     /// An engine alert of `kind` at `ts` on a shipment travelling `key`.
     #[inline]
     pub fn on_alert(&mut self, key: LaneKey, kind: AlertKind, ts: i64) {
+        self.on_alert_in(&mut LaneSlots::default(), key, kind, ts);
+    }
+
+    /// [`LaneTable::on_alert`] through `key`'s cached `slots`.
+    #[inline]
+    pub fn on_alert_in(&mut self, slots: &mut LaneSlots, key: LaneKey, kind: AlertKind, ts: i64) {
         let w = self.advance(ts);
-        self.update(key, |s| match kind {
+        self.update(slots, key, |s| match kind {
             AlertKind::Dwell => s.dwell_alerts += w,
             AlertKind::Shock => s.shock_alerts += w,
         });
@@ -163,14 +207,29 @@ impl LaneTable {
         self.stats.iter_mut().for_each(|s| s.scale(factor));
     }
 
-    /// Applies `f` to the lane and to its carrier's aggregate (once if `key` is the latter).
+    /// Applies `f` to the lane and to its carrier's aggregate (once if `key` is the latter),
+    /// found through `slots` (resolved, creating the lanes, on first use).
     #[inline]
-    fn update(&mut self, key: LaneKey, f: impl Fn(&mut LaneStats)) {
-        let lane = self.slot(key);
-        f(&mut self.stats[lane]);
+    fn update(&mut self, slots: &mut LaneSlots, key: LaneKey, f: impl Fn(&mut LaneStats)) {
+        if slots.lane == u32::MAX {
+            slots.lane = self.slot(key) as u32;
+            if !key.is_carrier_wide() {
+                slots.carrier = self.slot(LaneKey::carrier_wide(key.carrier)) as u32;
+            }
+        }
+        debug_assert_eq!(self.keys[slots.lane as usize], key, "slots of another lane");
+        f(&mut self.stats[slots.lane as usize]);
         if !key.is_carrier_wide() {
-            let carrier = self.slot(LaneKey::carrier_wide(key.carrier));
-            f(&mut self.stats[carrier]);
+            f(&mut self.stats[slots.carrier as usize]);
+        }
+    }
+
+    /// [`LaneTable::get`] through `key`'s cached `slots` if resolved.
+    #[inline]
+    pub fn get_in(&self, slots: &LaneSlots, key: LaneKey) -> Option<&LaneStats> {
+        match self.stats.get(slots.lane as usize) {
+            Some(s) => Some(s),
+            None => self.get(key),
         }
     }
 
@@ -270,11 +329,16 @@ impl LaneTable {
     /// The weight of `key`'s own data in its smoothed transit figures, `n/(n+m)` (1 for a
     /// carrier-wide key, 0 for a lane without deliveries).
     pub fn lane_weight(&self, key: LaneKey) -> f64 {
+        self.lane_weight_in(&LaneSlots::default(), key)
+    }
+
+    /// [`LaneTable::lane_weight`] through `key`'s cached `slots`.
+    pub fn lane_weight_in(&self, slots: &LaneSlots, key: LaneKey) -> f64 {
         if key.is_carrier_wide() {
             return 1.0;
         }
         let n = self
-            .get(key)
+            .get_in(slots, key)
             .map_or(0.0, |l| l.delivered / self.decay.norm());
         lane_weight(n, self.config.prior_shipments)
     }
