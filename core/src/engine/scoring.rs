@@ -318,6 +318,7 @@ impl Core {
         s.dest = province(v.dest, i);
         // The carrier may have changed too (`on_shipment`).
         s.score_lane = NO_LANE;
+        s.score_hints = [0; 2];
         if s.pickup_ts != NO_TS && s.score_flags & (SCORE_PICKUP_COUNTED | SCORE_TERMINAL) == 0 {
             if let Some(lane) = sc.lane_of(s) {
                 s.score_flags |= SCORE_PICKUP_COUNTED;
@@ -458,14 +459,14 @@ impl Core {
         let Some(sc) = self.scoring.as_deref_mut() else {
             return;
         };
-        let s = &self.ships.slots[slot as usize];
+        let s = &mut self.ships.slots[slot as usize];
         if s.pickup_ts == NO_TS {
             return;
         }
-        let (shocks, fragile) = (u32::from(s.shocks), s.fragile == 1);
+        let (shocks, fragile, last) = (u32::from(s.shocks), s.fragile == 1, last_score(s));
         let changed =
             sc.view(lane)
-                .score_if_changed(s.pickup_ts, ts, shocks, fragile, &last_score(s));
+                .rescore(s.pickup_ts, ts, shocks, fragile, &last, &mut s.score_hints);
         if let Some(score) = changed {
             let key = sc.lanes[lane].key;
             self.publish_score(slot, key, ts, score, false);

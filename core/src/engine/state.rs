@@ -1,9 +1,9 @@
 //! Keyed per-shipment state in compact memory.
 //!
 //! A shipment is a `u32` slot: its key bytes live in one arena, the hash table stores only slot
-//! numbers, and the per-slot record ([`Ship`]) is a fixed 104-byte struct (77 for the rules, 22
-//! for carrier scoring: lane, pickup time, shock episodes, the last published score, and the
-//! lane's index in the scoring state; the rest is padding).
+//! numbers, and the per-slot record ([`Ship`]) is a fixed 104-byte struct (77 for the rules, 26
+//! for carrier scoring: lane, pickup time, shock episodes, the last published score, and hints:
+//! the lane's index in the scoring state and where its last p50 and p90 were).
 //! Threshold episodes and dwell alerts that are not idle are a bit each in the record; the rare
 //! non-idle episode details live in a side map, so an idle shipment costs nothing per rule.
 
@@ -79,6 +79,9 @@ pub struct Ship {
     /// when the lane changes, or [`NO_LANE`]. Derived, so snapshots do not keep it (it fits
     /// the record's padding).
     pub score_lane: u32,
+    /// The buckets the last rescore found the p50 and p90 in (0: none), where the next one's
+    /// searches start ([`crate::scoring::LaneView::rescore`]). Hints, not kept by snapshots.
+    pub score_hints: [u16; 2],
 }
 
 // The record's size is part of the state budget (`bench`'s bytes per shipment).
@@ -111,6 +114,7 @@ impl Ship {
             score_damage: 0,
             score_flags: 0,
             score_lane: NO_LANE,
+            score_hints: [0; 2],
         }
     }
 }

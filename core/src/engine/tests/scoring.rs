@@ -267,8 +267,8 @@ fn scoring_off_keeps_nothing() {
     assert!(!back.scoring());
     back.set_scoring(true);
     assert!(back.lane_table().unwrap().is_empty());
-    // The per-shipment budget: 77 bytes for the rules, 22 for scoring (its lane's index
-    // among them), padded to 104.
+    // The per-shipment budget: 77 bytes for the rules, 26 for scoring (8 of them hints: its
+    // lane's index, its last p50 and p90 buckets), padded to 104.
     assert_eq!(std::mem::size_of::<crate::engine::state::Ship>(), 104);
 }
 
