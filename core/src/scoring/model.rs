@@ -394,23 +394,9 @@ impl<'a> LaneView<'a> {
 
     /// [`LaneView::score`] if it differs materially from `last` (see [`materially_changed`]),
     /// else `None`; the p90, which that test does not read, is searched only when it does.
-    #[inline]
-    pub fn score_if_changed(
-        &self,
-        pickup_ts: i64,
-        now_ts: i64,
-        shock_episodes: u32,
-        fragile: bool,
-        last: &Score,
-    ) -> Option<Score> {
-        let mut hints = [0; 2];
-        self.rescore(pickup_ts, now_ts, shock_episodes, fragile, last, &mut hints)
-    }
-
-    /// [`LaneView::score_if_changed`], its searches for the p50 and p90 starting from the
-    /// buckets in `hints` (0: none) and leaving their answers there: the engine keeps them per
-    /// shipment, as the next rescore's are usually the same or a few buckets on. The same
-    /// answers as without hints.
+    /// The searches for the p50 and p90 start from the buckets in `hints` (0: none) and leave
+    /// their answers there: the engine keeps them per shipment, as the next rescore's are
+    /// usually the same or a few buckets on. Hints change only how fast, never the answer.
     #[inline]
     pub fn rescore(
         &self,
@@ -586,16 +572,16 @@ mod tests {
             assert_eq!(later.eta, m.eta_after(now - 70 * H, now));
             // Only a material change comes back, and then whole.
             let pickup = now - 70 * H;
-            assert_eq!(m.score_if_changed(pickup, now, 0, false, &later), None);
+            assert_eq!(m.rescore(pickup, now, 0, false, &later, &mut [0; 2]), None);
             let stale = Score {
                 delay_risk: Some(0.0),
                 ..later
             };
             assert_eq!(
-                m.score_if_changed(pickup, now, 0, false, &stale),
+                m.rescore(pickup, now, 0, false, &stale, &mut [0; 2]),
                 Some(later)
             );
-            let first = m.score_if_changed(pickup, now, 0, false, &Score::default());
+            let first = m.rescore(pickup, now, 0, false, &Score::default(), &mut [0; 2]);
             assert_eq!(first, Some(later));
         });
     }
