@@ -164,7 +164,7 @@ impl Scoring {
     /// `s`'s lane (an index into `lanes`), looked up once and kept in the record; `None`
     /// without one.
     #[inline]
-    fn lane_of(&mut self, s: &mut Ship) -> Option<usize> {
+    fn lane_index(&mut self, s: &mut Ship) -> Option<usize> {
         if s.score_lane != NO_LANE {
             return Some(s.score_lane as usize);
         }
@@ -320,7 +320,7 @@ impl Core {
         s.score_lane = NO_LANE;
         s.score_hints = [0; 2];
         if s.pickup_ts != NO_TS && s.score_flags & (SCORE_PICKUP_COUNTED | SCORE_TERMINAL) == 0 {
-            if let Some(lane) = sc.lane_of(s) {
+            if let Some(lane) = sc.lane_index(s) {
                 s.score_flags |= SCORE_PICKUP_COUNTED;
                 sc.picked_up(lane, s.pickup_ts);
             }
@@ -338,7 +338,7 @@ impl Core {
         if s.score_flags & SCORE_TERMINAL != 0 {
             return;
         }
-        let lane = sc.lane_of(s);
+        let lane = sc.lane_index(s);
         if status == Status::PickedUp as u8 && s.pickup_ts == NO_TS {
             s.pickup_ts = ts;
             if let Some(i) = lane {
@@ -398,7 +398,7 @@ impl Core {
         };
         let s = &mut self.ships.slots[slot as usize];
         if s.score_flags & SCORE_TERMINAL == 0 {
-            if let Some(lane) = sc.lane_of(s) {
+            if let Some(lane) = sc.lane_index(s) {
                 sc.alert(lane, AlertKind::Dwell, ts);
             }
         }
@@ -415,7 +415,7 @@ impl Core {
         let s = &mut self.ships.slots[slot as usize];
         let overdue = s.score_eta_min != NO_ETA && deadline >= i64::from(s.score_eta_min) * 60_000;
         if s.score_flags & SCORE_TERMINAL == 0 && overdue {
-            if let Some(lane) = sc.lane_of(s) {
+            if let Some(lane) = sc.lane_index(s) {
                 self.rescore(slot, lane, deadline);
             }
         }
@@ -446,7 +446,7 @@ impl Core {
         let Some(sc) = self.scoring.as_deref_mut() else {
             return;
         };
-        let Some(lane) = sc.lane_of(s) else {
+        let Some(lane) = sc.lane_index(s) else {
             return;
         };
         sc.alert(lane, AlertKind::Shock, ts);
