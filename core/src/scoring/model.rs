@@ -286,12 +286,7 @@ impl<'a> LaneView<'a> {
         let (lo, hi) = self.window;
         let start = usize::from(hint);
         let total = self.tail(lo);
-        let target = total - rank;
-        // Whether the answer lies past bucket `i` (`search_rank`'s test).
-        let past = |i: usize| {
-            let t = self.tail(i + 1);
-            t > target || t >= total
-        };
+        let past = |i: usize| self.past(i, total - rank, total);
         if start <= from.max(lo) || start > hi || !past(start - 1) {
             return self.at_rank(rank, from);
         }
@@ -308,16 +303,24 @@ impl<'a> LaneView<'a> {
         }
     }
 
+    /// Whether the first bucket whose cumulative mass reaches a rank lies past bucket `i`:
+    /// the tail above `i` is still above `target` (`total` less the rank), or is all of the
+    /// weight (`total`, no mass yet).
+    #[inline]
+    fn past(&self, i: usize, target: f64, total: f64) -> bool {
+        let t = self.tail(i + 1);
+        t > target || t >= total
+    }
+
     /// [`LaneView::at_rank`] within its [`LaneView::rank_range`] `(a, b)`.
     #[inline]
     fn search_rank(&self, rank: f64, (mut a, mut b): (usize, usize)) -> usize {
         let total = self.tail(self.window.0);
         let target = total - rank;
-        // First i in a..=b whose tail above it is at most `target` (and below the total).
+        // First i in a..=b not past.
         while a < b {
             let mid = a + (b - a) / 2;
-            let t = self.tail(mid + 1);
-            if t > target || t >= total {
+            if self.past(mid, target, total) {
                 a = mid + 1;
             } else {
                 b = mid;

@@ -73,7 +73,13 @@ impl SketchLayout {
         if x.is_nan() || x <= MIN_MS {
             return 0;
         }
-        let k = self.pos(x).ceil();
+        self.bucket_at(self.pos(x))
+    }
+
+    /// The bucket of continuous position `pos` ([`Self::pos`] of a value above `MIN_MS`).
+    #[inline]
+    fn bucket_at(&self, pos: f64) -> usize {
+        let k = pos.ceil();
         if k >= self.last as f64 {
             self.last
         } else {
@@ -89,16 +95,7 @@ impl SketchLayout {
             return (0, 0.0);
         }
         let pos = self.pos(x);
-        let i = if x <= MIN_MS {
-            0
-        } else {
-            let k = pos.ceil();
-            if k >= self.last as f64 {
-                self.last
-            } else {
-                k as usize
-            }
-        };
+        let i = if x <= MIN_MS { 0 } else { self.bucket_at(pos) };
         (i, (pos - (i as f64 - 1.0)).clamp(0.0, 1.0))
     }
 

@@ -148,8 +148,13 @@ impl LaneTable {
         delivered_ts: i64,
         sla_ms: i64,
     ) -> bool {
-        let mut slots = LaneSlots::default();
-        self.on_delivered_in(&mut slots, key, pickup_ts, delivered_ts, sla_ms)
+        self.on_delivered_in(
+            &mut LaneSlots::default(),
+            key,
+            pickup_ts,
+            delivered_ts,
+            sla_ms,
+        )
     }
 
     /// [`LaneTable::on_delivered`] through `key`'s cached `slots`.
