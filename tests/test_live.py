@@ -141,7 +141,7 @@ def _engine_cmd(stack: NatsStack, tmp_path: Path, rules: Path) -> list[str]:
     return [
         sys.executable, "-m", "streamguard", "engine", "--nats-url", stack.url,
         "--rules", str(rules), "--time", "event", "--state-dir", str(tmp_path / "state"),
-        "--user", creds.user, "--password", creds.password, "--quiet",
+        "--user", creds.user, f"--password={creds.password}", "--quiet",
     ]  # fmt: skip
 
 

@@ -160,6 +160,15 @@ class NatsCredentials:
         return {"user": self.user, "password": self.password, "inbox_prefix": self.inbox_prefix}
 
 
+def _new_password() -> str:
+    """32 random bytes, URL-safe, never starting with ``-``: ``--password P`` on a command line
+    would read such a password as an option (argparse), and pasting it must just work."""
+    while True:
+        password = secrets.token_urlsafe(32)
+        if not password.startswith("-"):
+            return password
+
+
 def _creds_path(var_dir: Path, user: str) -> Path:
     return _creds_dir(var_dir) / f"{user}.json"
 
@@ -219,7 +228,7 @@ def write_credentials(
             if path.stat().st_mode & 0o077:
                 path.chmod(0o600)
         else:
-            creds = NatsCredentials(user.name, secrets.token_urlsafe(32))
+            creds = NatsCredentials(user.name, _new_password())
             _write_private(path, json.dumps({"user": creds.user, "password": creds.password}))
         result[user.name] = creds
     return result
